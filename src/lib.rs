@@ -1,9 +1,71 @@
-//! Outbound SMTP transport security for a sending MTA.
+//! Outbound SMTP transport security for a sending MTA: for each recipient
+//! domain, which MX hosts may be used, whether TLS is required and how the
+//! peer must be authenticated — MTA-STS ([RFC 8461]), DANE for SMTP
+//! ([RFC 7672]) — and what to report through TLS-RPT ([RFC 8460]).
+//!
+//! This release holds the foundation: validated [`name::DomainName`]s and
+//! the whole MTA-STS grammar of [`sts`] (the `_mta-sts` TXT record, the
+//! policy body, MX patterns). DANE, the cache, the decision engine, TLS-RPT
+//! and the IO layers follow, in the layout below.
+//!
+//! # Data flow
+//!
+//! ```text
+//!  domain ─▶ discovery (DNS, HTTPS, cache) ─▶ facts ─▶ engine plan (+ destination profile)
+//!         ─▶ the MTA connects; the TLS verifier checks the peer ─▶ outcome
+//!         ─▶ engine verdict (Deliver / Defer / Bounce) ─▶ TLS-RPT aggregate
+//!
+//!  core (no IO, builds with --no-default-features)
+//!    name    DomainName: lower-case A-labels, no trailing dot, RFC 1035 limits
+//!    sts     TXT record, policy body, MX patterns          (RFC 8461 §3.1, §3.2, §4.1)
+//!  io (cargo features, on by default; laid out, filled in by later releases)
+//!    dns, fetch, rustls, resolver
+//! ```
+//!
+//! No core module does IO or reads the clock.
+//!
+//! # Example
+//!
+//! ```
+//! use smtp_tls_policy::sts::{Mode, Policy, select_txt};
+//!
+//! // The _mta-sts.example.com TXT RRset, each record's strings joined.
+//! let txt = select_txt(["v=spf1 -all", "v=STSv1; id=20160831085700Z;"])?;
+//! assert_eq!(txt.id(), "20160831085700Z");
+//!
+//! // The body of https://mta-sts.example.com/.well-known/mta-sts.txt.
+//! let policy = Policy::parse_bytes(b"version: STSv1\nmode: enforce\nmx: *.example.net\nmax_age: 86400\n")?;
+//! assert_eq!(policy.mode(), Mode::Enforce);
+//! assert!(policy.allows_mx("mx1.example.net"));
+//! assert!(!policy.allows_mx("mx1.attacker.example"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Errors say what failed and where:
+//!
+//! ```
+//! use smtp_tls_policy::{ParseErrorKind, sts::Policy};
+//! let err = Policy::parse("version: STSv1\nmode: enforce\nmax_age: 86400\n").unwrap_err();
+//! assert_eq!(err.kind(), ParseErrorKind::MissingField);
+//! assert_eq!(err.to_string(), "mx: missing (at least one mx line is required when the mode is enforce)");
+//! ```
+//!
+//! The design decisions and RFC readings are in [`manual`].
+//!
+//! [RFC 8461]: https://www.rfc-editor.org/rfc/rfc8461
+//! [RFC 7672]: https://www.rfc-editor.org/rfc/rfc7672
+//! [RFC 8460]: https://www.rfc-editor.org/rfc/rfc8460
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod error;
+pub mod manual;
 pub mod name;
 pub mod sts;
 
 pub use error::{ParseError, ParseErrorKind};
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

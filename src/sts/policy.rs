@@ -114,7 +114,7 @@ impl Policy {
     }
 
     /// The extension keys, in order, first occurrence of each.
-    pub fn extensions(&self) -> &[super::Extension] {
+    pub fn extensions(&self) -> &[Extension] {
         &self.extensions
     }
 

@@ -1,0 +1,131 @@
+//! The crate's main job as it stands today: MTA-STS discovery without the
+//! network. It selects the `_mta-sts` TXT record from an RRset, parses a
+//! policy body and says which MX hosts the policy allows (RFC 8461 §3.1,
+//! §3.2, §4.1). The DNS, HTTPS and SMTP world of the full demo comes with
+//! the IO layers.
+//!
+//! ```text
+//! cargo run --example demo                              # bundled example.com
+//! cargo run --example demo -- POLICY_FILE [MX_HOST ...] # your policy file
+//! ```
+//!
+//! Exit status: 0 when the policy is valid, 1 when it is not, 2 on a usage
+//! or file error.
+
+use std::process::ExitCode;
+
+use smtp_tls_policy::sts::{Mode, Policy, TxtError, select_txt};
+
+const BUNDLED_POLICY: &str = include_str!("../tests/data/policies/rfc8461-example.txt");
+
+const BUNDLED_RRSET: [&str; 3] = [
+    "v=spf1 include:_spf.example.com -all",
+    "v=STSv1; id=20160831085700Z;",
+    "google-site-verification=abc123",
+];
+
+const BUNDLED_MX: [&str; 5] = [
+    "mail.example.com",
+    "MX1.example.net.",
+    "backupmx.example.com",
+    "a.b.example.net",
+    "mail.attacker.example",
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("usage: cargo run --example demo [-- POLICY_FILE [MX_HOST ...]]");
+        return ExitCode::SUCCESS;
+    }
+    let (source, body, hosts): (String, Vec<u8>, Vec<String>) = match args.split_first() {
+        None => {
+            show_txt();
+            (
+                "https://mta-sts.example.com/.well-known/mta-sts.txt (bundled)".to_owned(),
+                BUNDLED_POLICY.as_bytes().to_vec(),
+                BUNDLED_MX.iter().map(|h| (*h).to_owned()).collect(),
+            )
+        }
+        Some((path, hosts)) => match std::fs::read(path) {
+            Ok(body) => (path.clone(), body, hosts.to_vec()),
+            Err(e) => {
+                eprintln!(
+                    "cannot read {path}: {e} (give the path of a policy file, as served at /.well-known/mta-sts.txt)"
+                );
+                return ExitCode::from(2);
+            }
+        },
+    };
+
+    println!("policy from {source}:");
+    let policy = match Policy::parse_bytes(&body) {
+        Ok(policy) => policy,
+        Err(e) => {
+            println!("  INVALID: {e}");
+            println!(
+                "  a sender treats the domain as having no usable MTA-STS policy (RFC 8461 §3.3, §5)"
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let what = match policy.mode() {
+        Mode::Enforce => "deliver only to matching MX hosts, over TLS with a valid certificate",
+        Mode::Testing => "deliver as usual, report failures through TLS-RPT",
+        _ => "no active policy (the domain withdraws it)",
+    };
+    println!("  mode:     {} ({what})", policy.mode());
+    let secs = policy.max_age().as_secs();
+    println!("  max_age:  {secs} s ({:.1} days)", secs as f64 / 86_400.0);
+    let patterns: Vec<String> = policy.mx().iter().map(ToString::to_string).collect();
+    println!(
+        "  mx:       {}",
+        if patterns.is_empty() {
+            "(none)".to_owned()
+        } else {
+            patterns.join(", ")
+        }
+    );
+    for e in policy.extensions() {
+        println!("  ext:      {}: {}", e.name(), e.value());
+    }
+    if !hosts.is_empty() {
+        println!("MX hosts (RFC 8461 §4.1):");
+        for host in &hosts {
+            let verdict = match (policy.allows_mx(host), policy.mode()) {
+                (true, _) => "allowed",
+                (false, Mode::Enforce) => "NOT allowed: an enforcing sender will not deliver to it",
+                (false, Mode::Testing) => {
+                    "does not match: a testing sender delivers and reports it"
+                }
+                (false, _) => "does not match (mode none: no effect)",
+            };
+            println!("  {host:<28} {verdict}");
+        }
+    }
+    println!("canonical form (Display):");
+    for line in policy.to_string().lines() {
+        println!("  {line}");
+    }
+    ExitCode::SUCCESS
+}
+
+fn show_txt() {
+    println!("_mta-sts.example.com TXT RRset:");
+    for record in BUNDLED_RRSET {
+        println!("  {record:?}");
+    }
+    match select_txt(BUNDLED_RRSET) {
+        Ok(txt) => println!(
+            "  selected (RFC 8461 §3.1): {txt}  (policy id {})",
+            txt.id()
+        ),
+        Err(TxtError::Several { count }) => println!("  {count} records: no policy"),
+        Err(e) => println!("  {e}"),
+    }
+    let broken = ["v=STSv1; id=1", "v=STSv1; id=2"];
+    println!(
+        "  and with two STS records {broken:?}: {}",
+        select_txt(broken).unwrap_err()
+    );
+}
