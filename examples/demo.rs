@@ -1,8 +1,9 @@
-//! The crate's main job as it stands today: MTA-STS discovery without the
-//! network. It selects the `_mta-sts` TXT record from an RRset, parses a
+//! The crate's main job as it stands today, without the network: MTA-STS
+//! discovery — it selects the `_mta-sts` TXT record from an RRset, parses a
 //! policy body and says which MX hosts the policy allows (RFC 8461 §3.1,
-//! §3.2, §4.1). The DNS, HTTPS and SMTP world of the full demo comes with
-//! the IO layers.
+//! §3.2, §4.1) — and DANE — it checks certificate chains made on the spot
+//! against TLSA records (RFC 7672 §3.1). The DNS, HTTPS and SMTP world of
+//! the full demo comes with the IO layers.
 //!
 //! ```text
 //! cargo run --example demo                              # bundled example.com
@@ -14,6 +15,12 @@
 
 use std::process::ExitCode;
 
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, PublicKeyData};
+use ring::digest::{SHA256, digest};
+use rustls_pki_types::UnixTime;
+use smtp_tls_policy::dane::{TlsaRecord, verify_chain};
 use smtp_tls_policy::sts::{Mode, Policy, TxtError, select_txt};
 
 const BUNDLED_POLICY: &str = include_str!("../tests/data/policies/rfc8461-example.txt");
@@ -40,6 +47,7 @@ fn main() -> ExitCode {
     }
     let (source, body, hosts): (String, Vec<u8>, Vec<String>) = match args.split_first() {
         None => {
+            show_dane();
             show_txt();
             (
                 "https://mta-sts.example.com/.well-known/mta-sts.txt (bundled)".to_owned(),
@@ -128,4 +136,73 @@ fn show_txt() {
         "  and with two STS records {broken:?}: {}",
         select_txt(broken).unwrap_err()
     );
+}
+
+/// DANE (RFC 7672 §3.1) on a chain made here: a root, an intermediate and
+/// a server certificate for mx.example.net.
+fn show_dane() {
+    let ca = |cn: &str| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("no names");
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p
+    };
+    let (root_params, root_key) = (ca("Demo Root"), KeyPair::generate().expect("key"));
+    let root = root_params.self_signed(&root_key).expect("root");
+    let (int_params, int_key) = (ca("Demo Intermediate"), KeyPair::generate().expect("key"));
+    let int = int_params
+        .signed_by(&int_key, &Issuer::from_params(&root_params, &root_key))
+        .expect("intermediate");
+    let leaf_key = KeyPair::generate().expect("key");
+    let leaf = CertificateParams::new(vec!["mx.example.net".to_owned()])
+        .expect("name")
+        .signed_by(&leaf_key, &Issuer::from_params(&int_params, &int_key))
+        .expect("leaf");
+    let sha256 = |bytes: &[u8]| digest(&SHA256, bytes).as_ref().to_vec();
+    let chain = [leaf.der().clone(), int.der().clone(), root.der().clone()];
+    let now = UnixTime::since_unix_epoch(Duration::from_secs(1_800_000_000));
+
+    println!("DANE: mx.example.net presents [server certificate, intermediate, root]");
+    let cases = [
+        (
+            "3 1 1 <server key>",
+            TlsaRecord::new(3, 1, 1, sha256(&leaf_key.subject_public_key_info())),
+            "mx.example.net",
+        ),
+        (
+            "2 1 1 <root key>",
+            TlsaRecord::new(2, 1, 1, sha256(&root_key.subject_public_key_info())),
+            "mx.example.net",
+        ),
+        (
+            "2 1 1 <root key>",
+            TlsaRecord::new(2, 1, 1, sha256(&root_key.subject_public_key_info())),
+            "mail.other.example",
+        ),
+        (
+            "3 1 1 <someone else's key>",
+            TlsaRecord::new(3, 1, 1, vec![0xab; 32]),
+            "mx.example.net",
+        ),
+        (
+            "1 1 1 <server key>",
+            TlsaRecord::new(1, 1, 1, sha256(&leaf_key.subject_public_key_info())),
+            "mx.example.net",
+        ),
+    ];
+    for (label, record, name) in cases {
+        let outcome = verify_chain(&chain, std::slice::from_ref(&record), &[name], now);
+        match (outcome.matched(), outcome.failure()) {
+            (Some(m), _) => println!(
+                "  {label:<28} name {name:<20} authenticated (depth {})",
+                m.depth
+            ),
+            (_, Some(f)) => println!(
+                "  {label:<28} name {name:<20} FAILED [{}]: {f}",
+                f.result_type()
+            ),
+            _ => println!("  {label:<28} {outcome:?}"),
+        }
+    }
+    println!();
 }

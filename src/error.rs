@@ -37,8 +37,9 @@ pub enum ParseErrorKind {
     MissingId,
     /// The TXT record's `id` is not 1 to 32 letters and digits.
     InvalidId,
-    /// A required policy field (`version`, `mode`, `max_age`, or `mx` when
-    /// the mode is not `none`) is absent (RFC 8461 §3.2).
+    /// A required field is absent: in a policy `version`, `mode`, `max_age`,
+    /// or `mx` when the mode is not `none` (RFC 8461 §3.2); in a TLSA record
+    /// any of its four fields (RFC 6698 §2.2).
     MissingField,
     /// The policy `mode` is not `enforce`, `testing` or `none`.
     UnknownMode,
@@ -66,6 +67,13 @@ pub enum ParseErrorKind {
     /// A `*` stands anywhere but as the whole left-most label of an MX
     /// pattern (RFC 8461 §3.2, §4.1).
     MisplacedWildcard,
+
+    /// A TLSA usage, selector or matching type is not a decimal number from
+    /// 0 to 255 (RFC 6698 §2.2).
+    InvalidNumber,
+    /// TLSA certificate association data is not hex, or has an odd number
+    /// of digits (RFC 6698 §2.2).
+    InvalidHex,
 }
 
 /// A parse failure: what went wrong ([`kind`](Self::kind)), where

@@ -3,10 +3,12 @@
 //! peer must be authenticated — MTA-STS ([RFC 8461]), DANE for SMTP
 //! ([RFC 7672]) — and what to report through TLS-RPT ([RFC 8460]).
 //!
-//! This release holds the foundation: validated [`name::DomainName`]s and
-//! the whole MTA-STS grammar of [`sts`] (the `_mta-sts` TXT record, the
-//! policy body, MX patterns). DANE, the cache, the decision engine, TLS-RPT
-//! and the IO layers follow, in the layout below.
+//! This release holds the core's first layers: validated
+//! [`name::DomainName`]s, the whole MTA-STS grammar of [`sts`] (the
+//! `_mta-sts` TXT record, the policy body, MX patterns), and DANE in
+//! [`dane`] (TLSA records, verifying a certificate chain against them).
+//! The cache, the decision engine, TLS-RPT reports and the IO layers
+//! follow, in the layout below.
 //!
 //! # Data flow
 //!
@@ -18,6 +20,8 @@
 //!  core (no IO, builds with --no-default-features)
 //!    name    DomainName: lower-case A-labels, no trailing dot, RFC 1035 limits
 //!    sts     TXT record, policy body, MX patterns          (RFC 8461 §3.1, §3.2, §4.1)
+//!    dane    TLSA records, chain verification              (RFC 7672, RFC 7671, RFC 6698)
+//!    report  TLS-RPT result types                          (RFC 8460 §4.3)
 //!  io (cargo features, on by default; laid out, filled in by later releases)
 //!    dns, fetch, rustls, resolver
 //! ```
@@ -58,9 +62,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod dane;
 mod error;
 pub mod manual;
 pub mod name;
+pub mod report;
 pub mod sts;
 
 pub use error::{ParseError, ParseErrorKind};

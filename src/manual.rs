@@ -128,3 +128,95 @@
 //! eight keys, so a body of thousands of distinct keys stays linear. The
 //! policy id is held inline (no allocation). Figures are in the README,
 //! from `cargo bench --bench sts`.
+//!
+//! # DANE for SMTP (RFC 7672, RFC 7671, RFC 6698)
+//!
+//! [`dane::verify_chain`](crate::dane::verify_chain) takes the chain the
+//! server sent, the TLSA records the DNS layer found secure, the reference
+//! names and the time, and says which record authenticated the server or
+//! exactly why none did.
+//!
+//! ## Which records count
+//!
+//! - Usable for SMTP (RFC 7672 §3.1): usage DANE-TA(2) or DANE-EE(3),
+//!   selector Cert(0) or SPKI(1), matching type Full(0), SHA2-256(1) or
+//!   SHA2-512(2), a digest of the right length (32 or 64 bytes), and Full(0)
+//!   data that is a DER certificate (selector 0) or SubjectPublicKeyInfo
+//!   (selector 1). PKIX-TA(0) and PKIX-EE(1) are unusable (RFC 7672 §3.1.3).
+//!   [`TlsaRecord::unusable_reason`](crate::dane::TlsaRecord::unusable_reason)
+//!   says why a record is not.
+//! - Digest agility (RFC 7671 §9): among the usable digest records of one
+//!   usage and selector, only those of the strongest matching type count
+//!   (SHA2-512 over SHA2-256). An unusable record (a SHA2-512 record of the
+//!   wrong length) suppresses nothing, and Full(0) records are no digest and
+//!   always count.
+//! - No usable record at all is its own failure (`tlsa-invalid`); RFC 7672
+//!   §2.2 then requires TLS without authentication, which is the engine's
+//!   decision, not this function's.
+//!
+//! ## DANE-EE(3) (RFC 7672 §3.1.1)
+//!
+//! The server certificate alone: a record matches its DER (selector 0) or
+//! its SubjectPublicKeyInfo (selector 1). No name check, no validity dates,
+//! no chain: expired, self-signed and X.509 v1 certificates authenticate. A
+//! DANE-EE record matching any other certificate of the chain means
+//! nothing.
+//!
+//! ## DANE-TA(2) (RFC 7672 §3.1.2, RFC 7671 §5.2.2)
+//!
+//! - The anchor is a certificate the server sent *after* its own (depth ≥ 1)
+//!   that matches a record. The server certificate is never its own anchor,
+//!   even when the server repeats it further down. RFC 7672 §3.1.2 requires
+//!   the server to send the anchor; when it does not, only a `2 0 0` record
+//!   (which carries the whole anchor certificate) can serve.
+//! - The path from the server certificate to the anchor is validated by
+//!   rustls-webpki: signatures (its `ALL_VERIFICATION_ALGS`, with ring),
+//!   validity dates, CA flags and path length of the certificates between,
+//!   and the serverAuth extended key usage (a certificate without the
+//!   extension is valid for any purpose, RFC 5280 §4.2.1.12). Chains may be
+//!   unordered and padded; extra certificates are ignored.
+//! - rustls-webpki keeps only an anchor's name and key, so the crate checks
+//!   the anchor certificate itself, as OpenSSL (and so Postfix) does for a
+//!   DANE-TA certificate at the top of the chain: it must be a CA
+//!   (basicConstraints cA, or a self-issued v1 certificate), within its
+//!   validity dates, and its pathLenConstraint must allow the CA
+//!   certificates below it. This holds for a `2 0 0` certificate as well.
+//! - Names (RFC 7672 §3.2.3): the server certificate must carry one of the
+//!   reference names (the TLSA base domain and the MX host name, RFC 7672
+//!   §3.2.2) as a DNS subject alternative name; a wildcard matches only as
+//!   the whole left-most label; the subject CN is never used. A trailing dot
+//!   on a reference name is ignored.
+//! - When several anchors match, each is tried; if none authenticates, the
+//!   most telling failure is reported: a name mismatch over expired dates
+//!   over an invalid path over no match.
+//!
+//! ## Failures and TLS-RPT (RFC 8460 §4.3)
+//!
+//! | failure | result type |
+//! |---|---|
+//! | no usable record | `tlsa-invalid` |
+//! | no record matches | `certificate-not-trusted` |
+//! | the path does not reach the anchor (unknown issuer) | `certificate-not-trusted` |
+//! | other path problems (not a CA, path length, EKU, signature) | `validation-failure` |
+//! | a certificate of the path is expired or not yet valid | `certificate-expired` |
+//! | no reference name in the server certificate | `certificate-host-mismatch` |
+//! | no certificate, or the server certificate is not DER X.509 | `validation-failure` |
+//!
+//! ## What it does not do
+//!
+//! It checks certificates only. The TLS stack must make the server prove it
+//! holds the key of the server certificate (the handshake signature); the
+//! crate's rustls verifier (a later layer) does both. Revocation is not
+//! checked: a DANE domain withdraws a key by changing its TLSA records.
+//!
+//! ## Implementation choices
+//!
+//! - One hash implementation: ring's SHA-256 and SHA-512. rustls-webpki
+//!   (which the DANE-TA path validation needs) and rustls already bring
+//!   ring, so a second implementation (`sha2`) would only add code.
+//! - A small strict DER reader of the crate's own extracts what DANE needs
+//!   and rustls-webpki does not expose — the SubjectPublicKeyInfo of any
+//!   certificate including v1, and an anchor's basicConstraints and dates —
+//!   so the core does not need a full X.509 parser. It checks every length
+//!   against what remains and is fuzzed (`fuzz/`, target `verify_chain`).
+//! - The time is an argument (`UnixTime`), never read from the clock.

@@ -2,6 +2,7 @@
 //! panics, and the RFC 8461 §4.1 matcher laws hold.
 
 use proptest::prelude::*;
+use smtp_tls_policy::dane::TlsaRecord;
 use smtp_tls_policy::name::DomainName;
 use smtp_tls_policy::sts::{Mode, MxPattern, Policy, TxtRecord, select_txt};
 
@@ -202,6 +203,33 @@ proptest! {
         }
         if let Ok(p) = MxPattern::parse(&junk) {
             prop_assert_eq!(MxPattern::parse(&p.to_string()), Ok(p));
+        }
+    }
+
+    /// RFC 6698 §2.2: the presentation form round-trips, whatever the
+    /// spacing and case of the hex.
+    #[test]
+    fn tlsa_presentation_roundtrip(
+        usage in any::<u8>(), selector in any::<u8>(), matching in any::<u8>(),
+        data in prop::collection::vec(any::<u8>(), 1..80),
+        upper in any::<bool>(), split in 1usize..9,
+    ) {
+        let record = TlsaRecord::new(usage, selector, matching, data.clone());
+        let shown = record.to_string();
+        prop_assert_eq!(TlsaRecord::parse(&shown), Ok(record.clone()));
+        let hex: Vec<String> = data.chunks(split).map(|c| {
+            let h: String = c.iter().map(|b| format!("{b:02x}")).collect();
+            if upper { h.to_ascii_uppercase() } else { h }
+        }).collect();
+        let spaced = format!(" {usage}\t{selector}  {matching} {} ", hex.join(" "));
+        prop_assert_eq!(TlsaRecord::parse(&spaced), Ok(record));
+    }
+
+    /// Any text: a typed error or a record that round-trips; never a panic.
+    #[test]
+    fn tlsa_any_input(s in "[0-9 ]{0,12}[0-9a-fA-F \t]{0,40}|\\PC{0,40}") {
+        if let Ok(r) = TlsaRecord::parse(&s) {
+            prop_assert_eq!(TlsaRecord::parse(&r.to_string()), Ok(r));
         }
     }
 }
