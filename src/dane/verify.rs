@@ -290,8 +290,10 @@ fn verify(
         .collect();
     let mut anchors: Vec<Anchor<'_>> = Vec::new();
     for (chain_index, cert_der) in chain.iter().enumerate().skip(1) {
-        if cert_der.as_ref() == leaf_der.as_ref() {
-            continue; // the server certificate repeated is never its own TA
+        if cert_der.as_ref() == leaf_der.as_ref()
+            || anchors.iter().any(|a| a.der == cert_der.as_ref())
+        {
+            continue; // never the server certificate; each anchor once
         }
         let Some(cert) = der::parse_certificate(cert_der) else {
             continue;
@@ -409,12 +411,10 @@ fn validate_path(
     let anchor_der = CertificateDer::from(anchor.der);
     let trust_anchor =
         anchor_from_trusted_cert(&anchor_der).map_err(|e| invalid(path_problem(&e)))?;
-    let intermediates: Vec<CertificateDer<'_>> = chain
+    let intermediates: Vec<CertificateDer<'_>> = chain[1..]
         .iter()
-        .enumerate()
-        .skip(1)
-        .filter(|&(i, c)| Some(i) != anchor.chain_index && c.as_ref() != leaf_der.as_ref())
-        .map(|(_, c)| CertificateDer::from(c.as_ref()))
+        .filter(|c| c.as_ref() != anchor.der && c.as_ref() != leaf_der.as_ref())
+        .map(|c| CertificateDer::from(c.as_ref()))
         .collect();
     let anchors = [trust_anchor];
     let path = leaf
