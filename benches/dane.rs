@@ -33,27 +33,16 @@ fn world() -> World {
     let (root_params, root_key) = (ca("Bench Root"), KeyPair::generate().unwrap());
     let root = root_params.self_signed(&root_key).unwrap();
     let (int_params, int_key) = (ca("Bench Intermediate"), KeyPair::generate().unwrap());
-    let int = int_params
-        .signed_by(&int_key, &Issuer::from_params(&root_params, &root_key))
-        .unwrap();
+    let int = int_params.signed_by(&int_key, &Issuer::from_params(&root_params, &root_key)).unwrap();
     let leaf_params = CertificateParams::new(vec!["mx.example.net".to_owned()]).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
-    let leaf = leaf_params
-        .signed_by(&leaf_key, &Issuer::from_params(&int_params, &int_key))
-        .unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &Issuer::from_params(&int_params, &int_key)).unwrap();
     let spki = leaf_key.subject_public_key_info();
     World {
         chain: vec![leaf.der().clone(), int.der().clone(), root.der().clone()],
         ee: TlsaRecord::new(3, 1, 1, digest(&SHA256, &spki).as_ref().to_vec()),
         ee512: TlsaRecord::new(3, 1, 2, digest(&SHA512, &spki).as_ref().to_vec()),
-        ta: TlsaRecord::new(
-            2,
-            1,
-            1,
-            digest(&SHA256, &root_key.subject_public_key_info())
-                .as_ref()
-                .to_vec(),
-        ),
+        ta: TlsaRecord::new(2, 1, 1, digest(&SHA256, &root_key.subject_public_key_info()).as_ref().to_vec()),
     }
 }
 
@@ -62,19 +51,9 @@ fn now() -> UnixTime {
 }
 
 /// Benches `verify_chain` of the world's chain against `records`.
-fn bench_records(
-    bencher: Bencher,
-    records: impl FnOnce(World) -> (Vec<CertificateDer<'static>>, Vec<TlsaRecord>),
-) {
+fn bench_records(bencher: Bencher, records: impl FnOnce(World) -> (Vec<CertificateDer<'static>>, Vec<TlsaRecord>)) {
     let (chain, records) = records(world());
-    bencher.bench(|| {
-        verify_chain(
-            black_box(&chain),
-            black_box(&records),
-            &["mx.example.net"],
-            now(),
-        )
-    });
+    bencher.bench(|| verify_chain(black_box(&chain), black_box(&records), &["mx.example.net"], now()));
 }
 
 #[divan::bench]
@@ -97,18 +76,10 @@ fn ta_root_in_chain(bencher: Bencher) {
 /// DANE-TA record; the current key matches.
 #[divan::bench]
 fn rollover_set(bencher: Bencher) {
-    bench_records(bencher, |w| {
-        (
-            w.chain,
-            vec![TlsaRecord::new(3, 1, 1, vec![0xab; 32]), w.ee, w.ta],
-        )
-    });
+    bench_records(bencher, |w| (w.chain, vec![TlsaRecord::new(3, 1, 1, vec![0xab; 32]), w.ee, w.ta]));
 }
 
 #[divan::bench]
 fn tlsa_parse() -> TlsaRecord {
-    TlsaRecord::parse(black_box(
-        "3 1 1 0C72AC70B745AC19998811B131D662C9AC69DBDBE7CB23E5B514B56664C5D3D6",
-    ))
-    .unwrap()
+    TlsaRecord::parse(black_box("3 1 1 0C72AC70B745AC19998811B131D662C9AC69DBDBE7CB23E5B514B56664C5D3D6")).unwrap()
 }

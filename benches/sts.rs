@@ -34,40 +34,26 @@ fn txt_parse() -> TxtRecord {
 
 #[divan::bench]
 fn txt_select_from_rrset() -> TxtRecord {
-    select_txt(black_box([
-        "v=spf1 include:_spf.example.com -all",
-        TXT,
-        "google-site-verification=abc",
-    ]))
-    .unwrap()
+    select_txt(black_box(["v=spf1 include:_spf.example.com -all", TXT, "google-site-verification=abc"])).unwrap()
 }
 
 #[divan::bench]
 fn policy_parse_typical(bencher: Bencher) {
-    bencher
-        .counter(BytesCount::of_str(TYPICAL))
-        .bench(|| Policy::parse_bytes(black_box(TYPICAL.as_bytes())).unwrap());
+    bencher.counter(BytesCount::of_str(TYPICAL)).bench(|| Policy::parse_bytes(black_box(TYPICAL.as_bytes())).unwrap());
 }
 
 /// A 64 KiB policy of mx lines, the largest body a server may send.
 #[divan::bench]
 fn policy_parse_64k_mx(bencher: Bencher) {
     let body = fill(HEAD, "mx: *.mx-pool-0123456789.example.com\n");
-    bencher
-        .counter(BytesCount::of_str(&body))
-        .bench(|| Policy::parse_bytes(black_box(body.as_bytes())).unwrap());
+    bencher.counter(BytesCount::of_str(&body)).bench(|| Policy::parse_bytes(black_box(body.as_bytes())).unwrap());
 }
 
 /// A 64 KiB policy whose bulk is one extension value.
 #[divan::bench]
 fn policy_parse_64k_long_line(bencher: Bencher) {
-    let body = format!(
-        "{HEAD}mx: mx.example\nx: {}\n",
-        "v".repeat(MAX_POLICY_BYTES - HEAD.len() - 20)
-    );
-    bencher
-        .counter(BytesCount::of_str(&body))
-        .bench(|| Policy::parse_bytes(black_box(body.as_bytes())).unwrap());
+    let body = format!("{HEAD}mx: mx.example\nx: {}\n", "v".repeat(MAX_POLICY_BYTES - HEAD.len() - 20));
+    bencher.counter(BytesCount::of_str(&body)).bench(|| Policy::parse_bytes(black_box(body.as_bytes())).unwrap());
 }
 
 /// Hostile: 64 KiB of distinct extension keys (the duplicate check must not
@@ -80,27 +66,21 @@ fn hostile_distinct_keys(bencher: Bencher) {
         body.push_str(&format!("k{n}: v\n"));
         n += 1;
     }
-    bencher
-        .counter(BytesCount::of_str(&body))
-        .bench(|| Policy::parse_bytes(black_box(body.as_bytes())).unwrap());
+    bencher.counter(BytesCount::of_str(&body)).bench(|| Policy::parse_bytes(black_box(body.as_bytes())).unwrap());
 }
 
 /// Hostile: 64 KiB of blank CRLF lines, then nothing (fails).
 #[divan::bench]
 fn hostile_blank_lines(bencher: Bencher) {
     let body = "\r\n".repeat(MAX_POLICY_BYTES / 2);
-    bencher
-        .counter(BytesCount::of_str(&body))
-        .bench(|| Policy::parse_bytes(black_box(body.as_bytes())).unwrap_err());
+    bencher.counter(BytesCount::of_str(&body)).bench(|| Policy::parse_bytes(black_box(body.as_bytes())).unwrap_err());
 }
 
 /// Hostile: 64 KiB of duplicated `mode` lines after a valid head.
 #[divan::bench]
 fn hostile_duplicate_known_keys(bencher: Bencher) {
     let body = fill(&format!("{HEAD}mx: mx.example\n"), "mode: garbage!\n");
-    bencher
-        .counter(BytesCount::of_str(&body))
-        .bench(|| Policy::parse_bytes(black_box(body.as_bytes())).unwrap());
+    bencher.counter(BytesCount::of_str(&body)).bench(|| Policy::parse_bytes(black_box(body.as_bytes())).unwrap());
 }
 
 #[divan::bench(args = ["mail.example.com", "MAIL.EXAMPLE.COM.", "mail.example.org"])]

@@ -25,19 +25,11 @@ use smtp_tls_policy::sts::{Mode, Policy, TxtError, select_txt};
 
 const BUNDLED_POLICY: &str = include_str!("../tests/data/policies/rfc8461-example.txt");
 
-const BUNDLED_RRSET: [&str; 3] = [
-    "v=spf1 include:_spf.example.com -all",
-    "v=STSv1; id=20160831085700Z;",
-    "google-site-verification=abc123",
-];
+const BUNDLED_RRSET: [&str; 3] =
+    ["v=spf1 include:_spf.example.com -all", "v=STSv1; id=20160831085700Z;", "google-site-verification=abc123"];
 
-const BUNDLED_MX: [&str; 5] = [
-    "mail.example.com",
-    "MX1.example.net.",
-    "backupmx.example.com",
-    "a.b.example.net",
-    "mail.attacker.example",
-];
+const BUNDLED_MX: [&str; 5] =
+    ["mail.example.com", "MX1.example.net.", "backupmx.example.com", "a.b.example.net", "mail.attacker.example"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -71,9 +63,7 @@ fn main() -> ExitCode {
         Ok(policy) => policy,
         Err(e) => {
             println!("  INVALID: {e}");
-            println!(
-                "  a sender treats the domain as having no usable MTA-STS policy (RFC 8461 §3.3, §5)"
-            );
+            println!("  a sender treats the domain as having no usable MTA-STS policy (RFC 8461 §3.3, §5)");
             return ExitCode::from(1);
         }
     };
@@ -86,14 +76,7 @@ fn main() -> ExitCode {
     let secs = policy.max_age().as_secs();
     println!("  max_age:  {secs} s ({:.1} days)", secs as f64 / 86_400.0);
     let patterns: Vec<String> = policy.mx().iter().map(ToString::to_string).collect();
-    println!(
-        "  mx:       {}",
-        if patterns.is_empty() {
-            "(none)".to_owned()
-        } else {
-            patterns.join(", ")
-        }
-    );
+    println!("  mx:       {}", if patterns.is_empty() { "(none)".to_owned() } else { patterns.join(", ") });
     for e in policy.extensions() {
         println!("  ext:      {}: {}", e.name(), e.value());
     }
@@ -103,9 +86,7 @@ fn main() -> ExitCode {
             let verdict = match (policy.allows_mx(host), policy.mode()) {
                 (true, _) => "allowed",
                 (false, Mode::Enforce) => "NOT allowed: an enforcing sender will not deliver to it",
-                (false, Mode::Testing) => {
-                    "does not match: a testing sender delivers and reports it"
-                }
+                (false, Mode::Testing) => "does not match: a testing sender delivers and reports it",
                 (false, _) => "does not match (mode none: no effect)",
             };
             println!("  {host:<28} {verdict}");
@@ -124,18 +105,12 @@ fn show_txt() {
         println!("  {record:?}");
     }
     match select_txt(BUNDLED_RRSET) {
-        Ok(txt) => println!(
-            "  selected (RFC 8461 §3.1): {txt}  (policy id {})",
-            txt.id()
-        ),
+        Ok(txt) => println!("  selected (RFC 8461 §3.1): {txt}  (policy id {})", txt.id()),
         Err(TxtError::Several { count }) => println!("  {count} records: no policy"),
         Err(e) => println!("  {e}"),
     }
     let broken = ["v=STSv1; id=1", "v=STSv1; id=2"];
-    println!(
-        "  and with two STS records {broken:?}: {}",
-        select_txt(broken).unwrap_err()
-    );
+    println!("  and with two STS records {broken:?}: {}", select_txt(broken).unwrap_err());
 }
 
 /// DANE (RFC 7672 §3.1) on a chain made here: a root, an intermediate and
@@ -150,9 +125,7 @@ fn show_dane() {
     let (root_params, root_key) = (ca("Demo Root"), KeyPair::generate().expect("key"));
     let root = root_params.self_signed(&root_key).expect("root");
     let (int_params, int_key) = (ca("Demo Intermediate"), KeyPair::generate().expect("key"));
-    let int = int_params
-        .signed_by(&int_key, &Issuer::from_params(&root_params, &root_key))
-        .expect("intermediate");
+    let int = int_params.signed_by(&int_key, &Issuer::from_params(&root_params, &root_key)).expect("intermediate");
     let leaf_key = KeyPair::generate().expect("key");
     let leaf = CertificateParams::new(vec!["mx.example.net".to_owned()])
         .expect("name")
@@ -164,43 +137,21 @@ fn show_dane() {
 
     println!("DANE: mx.example.net presents [server certificate, intermediate, root]");
     let cases = [
-        (
-            "3 1 1 <server key>",
-            TlsaRecord::new(3, 1, 1, sha256(&leaf_key.subject_public_key_info())),
-            "mx.example.net",
-        ),
-        (
-            "2 1 1 <root key>",
-            TlsaRecord::new(2, 1, 1, sha256(&root_key.subject_public_key_info())),
-            "mx.example.net",
-        ),
+        ("3 1 1 <server key>", TlsaRecord::new(3, 1, 1, sha256(&leaf_key.subject_public_key_info())), "mx.example.net"),
+        ("2 1 1 <root key>", TlsaRecord::new(2, 1, 1, sha256(&root_key.subject_public_key_info())), "mx.example.net"),
         (
             "2 1 1 <root key>",
             TlsaRecord::new(2, 1, 1, sha256(&root_key.subject_public_key_info())),
             "mail.other.example",
         ),
-        (
-            "3 1 1 <someone else's key>",
-            TlsaRecord::new(3, 1, 1, vec![0xab; 32]),
-            "mx.example.net",
-        ),
-        (
-            "1 1 1 <server key>",
-            TlsaRecord::new(1, 1, 1, sha256(&leaf_key.subject_public_key_info())),
-            "mx.example.net",
-        ),
+        ("3 1 1 <someone else's key>", TlsaRecord::new(3, 1, 1, vec![0xab; 32]), "mx.example.net"),
+        ("1 1 1 <server key>", TlsaRecord::new(1, 1, 1, sha256(&leaf_key.subject_public_key_info())), "mx.example.net"),
     ];
     for (label, record, name) in cases {
         let outcome = verify_chain(&chain, std::slice::from_ref(&record), &[name], now);
         match (outcome.matched(), outcome.failure()) {
-            (Some(m), _) => println!(
-                "  {label:<28} name {name:<20} authenticated (depth {})",
-                m.depth
-            ),
-            (_, Some(f)) => println!(
-                "  {label:<28} name {name:<20} FAILED [{}]: {f}",
-                f.result_type()
-            ),
+            (Some(m), _) => println!("  {label:<28} name {name:<20} authenticated (depth {})", m.depth),
+            (_, Some(f)) => println!("  {label:<28} name {name:<20} FAILED [{}]: {f}", f.result_type()),
             _ => println!("  {label:<28} {outcome:?}"),
         }
     }

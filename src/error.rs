@@ -110,24 +110,13 @@ impl ParseError {
         offset: usize,
         message: impl Into<Box<str>>,
     ) -> Self {
-        Self {
-            kind,
-            field: field.map(Cow::Borrowed),
-            line: None,
-            offset,
-            message: message.into(),
-        }
+        Self { kind, field: field.map(Cow::Borrowed), line: None, offset, message: message.into() }
     }
 
     /// Places an error found inside a part of a larger input: `line` is the
     /// 1-based line, `base` the byte offset of the part, `field` the field the
     /// part is the value of.
-    pub(crate) fn within(
-        mut self,
-        line: Option<usize>,
-        base: usize,
-        field: impl Into<Cow<'static, str>>,
-    ) -> Self {
+    pub(crate) fn within(mut self, line: Option<usize>, base: usize, field: impl Into<Cow<'static, str>>) -> Self {
         self.line = line.or(self.line);
         self.offset = self.offset.saturating_add(base);
         self.field = Some(field.into());
@@ -209,8 +198,8 @@ mod tests {
 
     #[test]
     fn display_adds_line_and_field() {
-        let e = ParseError::new(ParseErrorKind::UnknownMode, None, 6, "unknown value \"x\"")
-            .within(Some(2), 10, "mode");
+        let e =
+            ParseError::new(ParseErrorKind::UnknownMode, None, 6, "unknown value \"x\"").within(Some(2), 10, "mode");
         assert_eq!(e.to_string(), "line 2: mode: unknown value \"x\"");
         assert_eq!(e.offset(), 16);
         assert!(!e.is_temporary());

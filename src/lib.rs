@@ -5,10 +5,10 @@
 //!
 //! This release holds the core's first layers: validated
 //! [`name::DomainName`]s, the whole MTA-STS grammar of [`sts`] (the
-//! `_mta-sts` TXT record, the policy body, MX patterns), and DANE in
-//! [`dane`] (TLSA records, verifying a certificate chain against them).
-//! The cache, the decision engine, TLS-RPT reports and the IO layers
-//! follow, in the layout below.
+//! `_mta-sts` TXT record, the policy body, MX patterns), DANE in [`dane`]
+//! (TLSA records, verifying a certificate chain against them), and the
+//! MTA-STS policy [`cache`]. The decision engine, TLS-RPT reports and the
+//! IO layers follow, in the layout below.
 //!
 //! # Data flow
 //!
@@ -21,6 +21,7 @@
 //!    name    DomainName: lower-case A-labels, no trailing dot, RFC 1035 limits
 //!    sts     TXT record, policy body, MX patterns          (RFC 8461 §3.1, §3.2, §4.1)
 //!    dane    TLSA records, chain verification              (RFC 7672, RFC 7671, RFC 6698)
+//!    cache   policy cache: max_age, ids, failures, LRU     (RFC 8461 §3.3, §5.1, §10)
 //!    report  TLS-RPT result types                          (RFC 8460 §4.3)
 //!  io (cargo features, on by default; laid out, filled in by later releases)
 //!    dns, fetch, rustls, resolver
@@ -62,6 +63,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cache;
 pub mod dane;
 mod error;
 pub mod manual;

@@ -38,15 +38,9 @@ pub struct DomainName(Box<str>);
 impl DomainName {
     /// Validates and normalises `input` (see the type's docs).
     pub fn parse(input: &str) -> Result<Self, ParseError> {
-        parse_name(input).map_err(
-            |Invalid {
-                 kind,
-                 offset,
-                 reason,
-             }| {
-                ParseError::new(kind, None, offset, format!("{}: {reason}", quote(input)))
-            },
-        )
+        parse_name(input).map_err(|Invalid { kind, offset, reason }| {
+            ParseError::new(kind, None, offset, format!("{}: {reason}", quote(input)))
+        })
     }
 
     /// The name as text: lower-case A-labels, no trailing dot.
@@ -70,11 +64,7 @@ pub(crate) struct Invalid {
 
 impl Invalid {
     fn new(kind: ParseErrorKind, offset: usize, reason: impl Into<String>) -> Self {
-        Self {
-            kind,
-            offset,
-            reason: reason.into(),
-        }
+        Self { kind, offset, reason: reason.into() }
     }
 }
 
@@ -82,20 +72,14 @@ impl Invalid {
 pub(crate) fn parse_name(input: &str) -> Result<DomainName, Invalid> {
     let trimmed = input.strip_suffix('.').unwrap_or(input);
     if trimmed.is_empty() {
-        let kind = if input.is_empty() {
-            ParseErrorKind::Empty
-        } else {
-            ParseErrorKind::EmptyLabel
-        };
+        let kind = if input.is_empty() { ParseErrorKind::Empty } else { ParseErrorKind::EmptyLabel };
         return Err(Invalid::new(kind, 0, "empty domain name"));
     }
     if !trimmed.is_ascii() {
         return to_a_labels(trimmed);
     }
     check_ascii(trimmed)?;
-    let has_idn = trimmed
-        .split('.')
-        .any(|label| label.len() >= 4 && label[..4].eq_ignore_ascii_case("xn--"));
+    let has_idn = trimmed.split('.').any(|label| label.len() >= 4 && label[..4].eq_ignore_ascii_case("xn--"));
     if has_idn {
         return to_a_labels(trimmed);
     }
@@ -105,13 +89,7 @@ pub(crate) fn parse_name(input: &str) -> Result<DomainName, Invalid> {
 /// Converts a name holding U-labels (or `xn--` labels, to check them) with
 /// UTS #46 and validates the result.
 fn to_a_labels(input: &str) -> Result<DomainName, Invalid> {
-    let invalid = || {
-        Invalid::new(
-            ParseErrorKind::InvalidIdn,
-            0,
-            "not a valid internationalized domain name",
-        )
-    };
+    let invalid = || Invalid::new(ParseErrorKind::InvalidIdn, 0, "not a valid internationalized domain name");
     let ascii = idna::domain_to_ascii_strict(input).map_err(|_| invalid())?;
     // UTS #46 maps some code points to dots or to nothing; the result must
     // still be a host name by the ASCII rules.
@@ -126,10 +104,7 @@ fn check_ascii(name: &str) -> Result<(), Invalid> {
         return Err(Invalid::new(
             ParseErrorKind::NameTooLong,
             MAX_NAME_LEN,
-            format!(
-                "{} octets, over the {MAX_NAME_LEN}-octet limit of a domain name",
-                name.len()
-            ),
+            format!("{} octets, over the {MAX_NAME_LEN}-octet limit of a domain name", name.len()),
         ));
     }
     let bytes = name.as_bytes();
@@ -142,10 +117,7 @@ fn check_ascii(name: &str) -> Result<(), Invalid> {
             return Err(Invalid::new(
                 ParseErrorKind::InvalidCharacter,
                 i,
-                format!(
-                    "{:?} is not allowed (letters, digits, hyphens and dots only)",
-                    b as char
-                ),
+                format!("{:?} is not allowed (letters, digits, hyphens and dots only)", b as char),
             ));
         }
         check_label(name, start, i)?;
@@ -159,29 +131,17 @@ fn check_ascii(name: &str) -> Result<(), Invalid> {
 fn check_label(name: &str, start: usize, end: usize) -> Result<(), Invalid> {
     let label = &name[start..end];
     if label.is_empty() {
-        return Err(Invalid::new(
-            ParseErrorKind::EmptyLabel,
-            start,
-            "empty label",
-        ));
+        return Err(Invalid::new(ParseErrorKind::EmptyLabel, start, "empty label"));
     }
     if label.len() > MAX_LABEL_LEN {
         return Err(Invalid::new(
             ParseErrorKind::LabelTooLong,
             start,
-            format!(
-                "label {} is {} octets, over the {MAX_LABEL_LEN}-octet limit",
-                quote(label),
-                label.len()
-            ),
+            format!("label {} is {} octets, over the {MAX_LABEL_LEN}-octet limit", quote(label), label.len()),
         ));
     }
     if label.starts_with('-') || label.ends_with('-') {
-        let at = if label.starts_with('-') {
-            start
-        } else {
-            end - 1
-        };
+        let at = if label.starts_with('-') { start } else { end - 1 };
         return Err(Invalid::new(
             ParseErrorKind::InvalidHyphen,
             at,
@@ -256,11 +216,7 @@ mod tests {
             (".", ParseErrorKind::EmptyLabel, r#"".": empty domain name"#),
             ("a..b", ParseErrorKind::EmptyLabel, r#""a..b": empty label"#),
             (".a", ParseErrorKind::EmptyLabel, r#"".a": empty label"#),
-            (
-                "a.b..",
-                ParseErrorKind::EmptyLabel,
-                r#""a.b..": empty label"#,
-            ),
+            ("a.b..", ParseErrorKind::EmptyLabel, r#""a.b..": empty label"#),
             (
                 "bad_host.example",
                 ParseErrorKind::InvalidCharacter,
@@ -271,16 +227,8 @@ mod tests {
                 ParseErrorKind::InvalidCharacter,
                 r#""a b": ' ' is not allowed (letters, digits, hyphens and dots only)"#,
             ),
-            (
-                "-a.example",
-                ParseErrorKind::InvalidHyphen,
-                r#""-a.example": label "-a" begins or ends with a hyphen"#,
-            ),
-            (
-                "a-.example",
-                ParseErrorKind::InvalidHyphen,
-                r#""a-.example": label "a-" begins or ends with a hyphen"#,
-            ),
+            ("-a.example", ParseErrorKind::InvalidHyphen, r#""-a.example": label "-a" begins or ends with a hyphen"#),
+            ("a-.example", ParseErrorKind::InvalidHyphen, r#""a-.example": label "a-" begins or ends with a hyphen"#),
             ("xn--zz.example", ParseErrorKind::InvalidIdn, ""),
             ("bü_cher.example", ParseErrorKind::InvalidIdn, ""),
             ("*.example", ParseErrorKind::InvalidCharacter, ""),
@@ -295,17 +243,9 @@ mod tests {
         let long_label = format!("{}.com", "a".repeat(64));
         let err = DomainName::parse(&long_label).unwrap_err();
         assert_eq!(err.kind(), ParseErrorKind::LabelTooLong);
-        assert!(
-            err.to_string()
-                .ends_with("is 64 octets, over the 63-octet limit"),
-            "{err}"
-        );
+        assert!(err.to_string().ends_with("is 64 octets, over the 63-octet limit"), "{err}");
         let err = DomainName::parse(&name_254).unwrap_err();
         assert_eq!(err.kind(), ParseErrorKind::NameTooLong);
-        assert!(
-            err.to_string()
-                .ends_with("254 octets, over the 253-octet limit of a domain name"),
-            "{err}"
-        );
+        assert!(err.to_string().ends_with("254 octets, over the 253-octet limit of a domain name"), "{err}");
     }
 }

@@ -43,19 +43,12 @@ fn one_line_of_64_kib_fails_with_a_short_message() {
     for body in [
         format!("{HEAD}x: {}", "a".repeat(MAX_POLICY_BYTES - HEAD.len() - 3)),
         "z".repeat(MAX_POLICY_BYTES),
-        format!(
-            "{HEAD}mx: {}",
-            "a.".repeat((MAX_POLICY_BYTES - HEAD.len() - 4) / 2)
-        ),
+        format!("{HEAD}mx: {}", "a.".repeat((MAX_POLICY_BYTES - HEAD.len() - 4) / 2)),
     ] {
         assert!(body.len() <= MAX_POLICY_BYTES);
         match Policy::parse(&body) {
             Ok(p) => assert_eq!(p.extensions().len(), 1),
-            Err(e) => assert!(
-                e.to_string().len() < 400,
-                "{} bytes of message",
-                e.to_string().len()
-            ),
+            Err(e) => assert!(e.to_string().len() < 400, "{} bytes of message", e.to_string().len()),
         }
     }
 }
@@ -65,17 +58,11 @@ fn pathological_bytes_fail_typed() {
     let cases: Vec<(Vec<u8>, ParseErrorKind)> = vec![
         (vec![b'\n'; MAX_POLICY_BYTES], ParseErrorKind::Empty),
         (vec![b'\r'; MAX_POLICY_BYTES], ParseErrorKind::MalformedLine),
-        (
-            vec![b':'; MAX_POLICY_BYTES],
-            ParseErrorKind::InvalidFieldName,
-        ),
+        (vec![b':'; MAX_POLICY_BYTES], ParseErrorKind::InvalidFieldName),
         (vec![0; MAX_POLICY_BYTES], ParseErrorKind::MalformedLine),
         (vec![0xff; MAX_POLICY_BYTES], ParseErrorKind::InvalidUtf8),
         (vec![b'a'; MAX_POLICY_BYTES + 1], ParseErrorKind::TooLarge),
-        (
-            fill("", "version: STSv1\n").into_bytes(),
-            ParseErrorKind::MissingField,
-        ),
+        (fill("", "version: STSv1\n").into_bytes(), ParseErrorKind::MissingField),
     ];
     for (body, kind) in cases {
         let err = Policy::parse_bytes(&body).unwrap_err();
@@ -95,10 +82,7 @@ fn long_txt_records_and_rrsets() {
     let txt = TxtRecord::parse(&record).unwrap();
     assert_eq!(txt.extensions().len(), 1);
     let junk = format!("v=STSv1; id={}", "9".repeat(64 * 1024));
-    assert_eq!(
-        TxtRecord::parse(&junk).unwrap_err().kind(),
-        ParseErrorKind::InvalidId
-    );
+    assert_eq!(TxtRecord::parse(&junk).unwrap_err().kind(), ParseErrorKind::InvalidId);
     assert!(TxtRecord::parse(&junk).unwrap_err().to_string().len() < 200);
     let rrset = vec!["v=STSv1; id=x"; 10_000];
     assert!(select_txt(rrset.iter().copied()).is_err());

@@ -20,13 +20,8 @@ fn host() -> impl Strategy<Value = String> {
 
 /// An `mx` value as an operator might write it.
 fn mx_value() -> impl Strategy<Value = String> {
-    (any::<bool>(), host(), any::<bool>()).prop_map(|(wild, h, dot)| {
-        format!(
-            "{}{h}{}",
-            if wild { "*." } else { "" },
-            if dot { "." } else { "" }
-        )
-    })
+    (any::<bool>(), host(), any::<bool>())
+        .prop_map(|(wild, h, dot)| format!("{}{h}{}", if wild { "*." } else { "" }, if dot { "." } else { "" }))
 }
 
 /// RFC 5234 *WSP.
@@ -41,13 +36,8 @@ fn txt_extension() -> impl Strategy<Value = (String, String)> {
 
 /// RFC 8461 §3.2 sts-policy-ext-name and a UTF-8 sts-policy-ext-value.
 fn policy_extension() -> impl Strategy<Value = (String, String)> {
-    (
-        "[a-zA-Z0-9][a-zA-Z0-9_.-]{0,31}",
-        "[!-~é☕郵]([!-~é☕郵 \t]{0,20}[!-~é☕郵])?",
-    )
-        .prop_filter("not a known key", |(n, _)| {
-            !matches!(n.as_str(), "version" | "mode" | "max_age" | "mx")
-        })
+    ("[a-zA-Z0-9][a-zA-Z0-9_.-]{0,31}", "[!-~é☕郵]([!-~é☕郵 \t]{0,20}[!-~é☕郵])?")
+        .prop_filter("not a known key", |(n, _)| !matches!(n.as_str(), "version" | "mode" | "max_age" | "mx"))
 }
 
 fn mode() -> impl Strategy<Value = Mode> {

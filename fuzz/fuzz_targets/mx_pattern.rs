@@ -17,24 +17,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let printed = p.to_string();
-    assert_eq!(
-        MxPattern::parse(&printed).as_ref(),
-        Ok(&p),
-        "round trip via {printed:?}"
-    );
+    assert_eq!(MxPattern::parse(&printed).as_ref(), Ok(&p), "round trip via {printed:?}");
     let m = p.matches(host);
     if host.is_ascii() {
-        assert_eq!(
-            p.matches(&host.to_ascii_uppercase()),
-            m,
-            "case changes {host:?}"
-        );
+        assert_eq!(p.matches(&host.to_ascii_uppercase()), m, "case changes {host:?}");
         if !host.ends_with('.') {
-            assert_eq!(
-                p.matches(&format!("{host}.")),
-                m,
-                "a trailing dot changes {host:?}"
-            );
+            assert_eq!(p.matches(&format!("{host}.")), m, "a trailing dot changes {host:?}");
         }
     }
     let base = p.base().as_str();

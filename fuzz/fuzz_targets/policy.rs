@@ -8,11 +8,7 @@ use smtp_tls_policy::sts::Policy;
 fuzz_target!(|data: &[u8]| {
     let parsed = Policy::parse_bytes(data);
     if let Ok(text) = std::str::from_utf8(data) {
-        assert_eq!(
-            Policy::parse(text),
-            parsed,
-            "parse and parse_bytes disagree"
-        );
+        assert_eq!(Policy::parse(text), parsed, "parse and parse_bytes disagree");
     }
     if let Ok(policy) = parsed {
         let printed = policy.to_string();
@@ -20,11 +16,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again, policy, "round trip via {printed:?}");
         for mx in policy.mx() {
             // A pattern's own base, or one label below it, is allowed.
-            let host = if mx.is_wildcard() {
-                format!("x.{}", mx.base())
-            } else {
-                mx.base().to_string()
-            };
+            let host = if mx.is_wildcard() { format!("x.{}", mx.base()) } else { mx.base().to_string() };
             assert!(policy.allows_mx(&host), "{mx} must allow {host}");
         }
     }

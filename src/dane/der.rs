@@ -51,9 +51,7 @@ fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         if n == 0 || n > 4 || rest.len() < n {
             return None; // indefinite, or longer than any certificate
         }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        let len = rest[..n].iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
         (len, &rest[n..])
     };
     if len > rest.len() {
@@ -123,14 +121,7 @@ pub(crate) fn parse_certificate(der: &[u8]) -> Option<Certificate<'_>> {
     if !rest.is_empty() {
         return None;
     }
-    Some(Certificate {
-        spki,
-        version,
-        not_before,
-        not_after,
-        self_issued: issuer == subject,
-        basic_constraints,
-    })
+    Some(Certificate { spki, version, not_before, not_after, self_issued: issuer == subject, basic_constraints })
 }
 
 /// Checks that `spki` is `SEQUENCE { AlgorithmIdentifier, BIT STRING }`
@@ -211,17 +202,8 @@ fn time(input: &[u8]) -> Option<(i64, &[u8])> {
     }
     let month = number(&digits[0..2])?;
     let day = number(&digits[2..4])?;
-    let (hour, minute, second) = (
-        number(&digits[4..6])?,
-        number(&digits[6..8])?,
-        number(&digits[8..10])?,
-    );
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
+    let (hour, minute, second) = (number(&digits[4..6])?, number(&digits[6..8])?, number(&digits[8..10])?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
     let days = days_from_civil(year, month, day);
@@ -230,9 +212,7 @@ fn time(input: &[u8]) -> Option<(i64, &[u8])> {
 
 /// ASCII decimal digits as a number.
 fn number(digits: &[u8]) -> Option<i64> {
-    digits.iter().try_fold(0i64, |acc, &d| {
-        d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
-    })
+    digits.iter().try_fold(0i64, |acc, &d| d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0')))
 }
 
 /// Days from 1970-01-01 to the given proleptic Gregorian date (Howard
@@ -262,26 +242,14 @@ mod tests {
     #[test]
     fn times() {
         let utc = b"\x17\x0d261128073700Z";
-        assert_eq!(
-            time(utc),
-            Some((20_785 * 86_400 + 7 * 3_600 + 37 * 60, &[][..]))
-        );
+        assert_eq!(time(utc), Some((20_785 * 86_400 + 7 * 3_600 + 37 * 60, &[][..])));
         let generalized = b"\x18\x0f20500101000000Z";
-        assert_eq!(
-            time(generalized).map(|t| t.0),
-            Some(days_from_civil(2050, 1, 1) * 86_400)
-        );
+        assert_eq!(time(generalized).map(|t| t.0), Some(days_from_civil(2050, 1, 1) * 86_400));
         // UTCTime years 50-99 are 1950-1999 (RFC 5280 §4.1.2.5.1).
-        assert_eq!(
-            time(b"\x17\x0d500101000000Z").map(|t| t.0),
-            Some(days_from_civil(1950, 1, 1) * 86_400)
-        );
-        for bad in [
-            &b"\x17\x0d261328073700Z"[..],
-            b"\x17\x0d2611280737000",
-            b"\x17\x0c26112807370Z",
-            b"\x18\x0d261128073700Z",
-        ] {
+        assert_eq!(time(b"\x17\x0d500101000000Z").map(|t| t.0), Some(days_from_civil(1950, 1, 1) * 86_400));
+        for bad in
+            [&b"\x17\x0d261328073700Z"[..], b"\x17\x0d2611280737000", b"\x17\x0c26112807370Z", b"\x18\x0d261128073700Z"]
+        {
             assert_eq!(time(bad), None, "{bad:?}");
         }
     }
@@ -292,10 +260,7 @@ mod tests {
         assert_eq!(tlv(&[0x30, 0x80]), None);
         assert_eq!(tlv(&[0x30, 0x85, 1, 1, 1, 1, 1]), None);
         assert_eq!(tlv(&[0x1f, 0x01, 0x00]), None);
-        assert_eq!(
-            tlv(&[0x30, 0x81, 0x01, 0xaa, 0xbb]),
-            Some((0x30, &[0xaa][..], &[0xbb][..]))
-        );
+        assert_eq!(tlv(&[0x30, 0x81, 0x01, 0xaa, 0xbb]), Some((0x30, &[0xaa][..], &[0xbb][..])));
         assert_eq!(parse_certificate(&[]), None);
         assert_eq!(parse_certificate(&[0x30, 0x00]), None);
     }
@@ -305,14 +270,8 @@ mod tests {
         // SEQUENCE {} : not a CA.
         assert_eq!(basic_constraints(&[0x30, 0x00]), Some((false, None)));
         // SEQUENCE { TRUE, 0 }.
-        assert_eq!(
-            basic_constraints(&[0x30, 0x06, 0x01, 0x01, 0xff, 0x02, 0x01, 0x00]),
-            Some((true, Some(0)))
-        );
+        assert_eq!(basic_constraints(&[0x30, 0x06, 0x01, 0x01, 0xff, 0x02, 0x01, 0x00]), Some((true, Some(0))));
         // Negative path length.
-        assert_eq!(
-            basic_constraints(&[0x30, 0x06, 0x01, 0x01, 0xff, 0x02, 0x01, 0x80]),
-            None
-        );
+        assert_eq!(basic_constraints(&[0x30, 0x06, 0x01, 0x01, 0xff, 0x02, 0x01, 0x80]), None);
     }
 }

@@ -164,9 +164,7 @@ pub enum Unusable {
 impl fmt::Display for Unusable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Self::PkixUsage => {
-                "usages PKIX-TA(0) and PKIX-EE(1) are not used for SMTP (RFC 7672 §3.1.3)"
-            }
+            Self::PkixUsage => "usages PKIX-TA(0) and PKIX-EE(1) are not used for SMTP (RFC 7672 §3.1.3)",
             Self::UnknownUsage => "unknown certificate usage",
             Self::UnknownSelector => "unknown selector",
             Self::UnknownMatchingType => "unknown matching type",
@@ -197,12 +195,7 @@ pub struct TlsaRecord {
 impl TlsaRecord {
     /// A record from its wire fields (RFC 6698 §2.1).
     pub fn new(usage: u8, selector: u8, matching: u8, data: Vec<u8>) -> Self {
-        Self {
-            usage: usage.into(),
-            selector: selector.into(),
-            matching: matching.into(),
-            data,
-        }
+        Self { usage: usage.into(), selector: selector.into(), matching: matching.into(), data }
     }
 
     /// Parses the presentation form (RFC 6698 §2.2): three decimal fields
@@ -210,35 +203,24 @@ impl TlsaRecord {
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         let mut fields = [0u8; 3];
         let mut rest = text;
-        for (i, name) in ["usage", "selector", "matching type"]
-            .into_iter()
-            .enumerate()
-        {
+        for (i, name) in ["usage", "selector", "matching type"].into_iter().enumerate() {
             let start = rest.len() - rest.trim_start_matches([' ', '\t']).len();
             rest = &rest[start..];
             let end = rest.find([' ', '\t']).unwrap_or(rest.len());
             let at = text.len() - rest.len();
             let token = &rest[..end];
             if token.is_empty() {
-                return Err(ParseError::new(
-                    ParseErrorKind::MissingField,
-                    Some(name),
-                    at,
-                    "missing",
-                ));
+                return Err(ParseError::new(ParseErrorKind::MissingField, Some(name), at, "missing"));
             }
             let valid = token.len() <= 3 && token.bytes().all(|b| b.is_ascii_digit());
-            fields[i] = valid
-                .then(|| token.parse::<u8>().ok())
-                .flatten()
-                .ok_or_else(|| {
-                    ParseError::new(
-                        ParseErrorKind::InvalidNumber,
-                        Some(name),
-                        at,
-                        format!("invalid value {} (expected 0 to 255)", quote(token)),
-                    )
-                })?;
+            fields[i] = valid.then(|| token.parse::<u8>().ok()).flatten().ok_or_else(|| {
+                ParseError::new(
+                    ParseErrorKind::InvalidNumber,
+                    Some(name),
+                    at,
+                    format!("invalid value {} (expected 0 to 255)", quote(token)),
+                )
+            })?;
             rest = &rest[end..];
         }
         let data_at = text.len() - rest.len();
@@ -293,9 +275,9 @@ impl TlsaRecord {
                 };
                 (!parses).then_some(Unusable::MalformedData)
             }
-            MatchingType::Sha256 | MatchingType::Sha512 => (self.matching.digest_len()
-                != Some(self.data.len()))
-            .then_some(Unusable::DigestLength),
+            MatchingType::Sha256 | MatchingType::Sha512 => {
+                (self.matching.digest_len() != Some(self.data.len())).then_some(Unusable::DigestLength)
+            }
             _ => Some(Unusable::UnknownMatchingType),
         }
     }
@@ -313,12 +295,7 @@ fn hex(text: &str) -> Result<Vec<u8>, ParseError> {
             b' ' | b'\t' => continue,
             _ => {
                 let c = text[i..].chars().next().unwrap_or_default();
-                return Err(ParseError::new(
-                    ParseErrorKind::InvalidHex,
-                    None,
-                    i,
-                    format!("{c:?} is not a hex digit"),
-                ));
+                return Err(ParseError::new(ParseErrorKind::InvalidHex, None, i, format!("{c:?} is not a hex digit")));
             }
         };
         match high.take() {
@@ -327,20 +304,10 @@ fn hex(text: &str) -> Result<Vec<u8>, ParseError> {
         }
     }
     if high.is_some() {
-        return Err(ParseError::new(
-            ParseErrorKind::InvalidHex,
-            None,
-            text.len(),
-            "odd number of hex digits",
-        ));
+        return Err(ParseError::new(ParseErrorKind::InvalidHex, None, text.len(), "odd number of hex digits"));
     }
     if out.is_empty() {
-        return Err(ParseError::new(
-            ParseErrorKind::MissingField,
-            None,
-            text.len(),
-            "missing",
-        ));
+        return Err(ParseError::new(ParseErrorKind::MissingField, None, text.len(), "missing"));
     }
     Ok(out)
 }
@@ -355,13 +322,7 @@ impl FromStr for TlsaRecord {
 impl fmt::Display for TlsaRecord {
     /// `usage selector matching hex`, the hex in lower case without spaces.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} {} ",
-            u8::from(self.usage),
-            u8::from(self.selector),
-            u8::from(self.matching)
-        )?;
+        write!(f, "{} {} {} ", u8::from(self.usage), u8::from(self.selector), u8::from(self.matching))?;
         for b in &self.data {
             write!(f, "{b:02x}")?;
         }
@@ -382,16 +343,8 @@ mod tests {
             assert_eq!(u8::from(MatchingType::from(n)), n);
             let unassigned_usage = matches!(CertUsage::from(n), CertUsage::Unassigned(_));
             assert_eq!(unassigned_usage, (4..=254).contains(&n), "{n}");
-            assert_eq!(
-                matches!(Selector::from(n), Selector::Unassigned(_)),
-                (2..=254).contains(&n),
-                "{n}"
-            );
-            assert_eq!(
-                matches!(MatchingType::from(n), MatchingType::Unassigned(_)),
-                (3..=254).contains(&n),
-                "{n}"
-            );
+            assert_eq!(matches!(Selector::from(n), Selector::Unassigned(_)), (2..=254).contains(&n), "{n}");
+            assert_eq!(matches!(MatchingType::from(n), MatchingType::Unassigned(_)), (3..=254).contains(&n), "{n}");
         }
         assert_eq!(CertUsage::from(255), CertUsage::Private);
         assert_eq!(Selector::from(1), Selector::Spki);
@@ -402,21 +355,11 @@ mod tests {
     #[test]
     fn rfc6698_2_2_presentation() {
         let r = TlsaRecord::parse("  2\t0 1  AB cd\tEf 01 23 45 67 89 AB CD EF 01 23 45 67 89 AB CD EF 01 23 45 67 89 AB CD EF 01 23 45 67 89 ").unwrap();
-        assert_eq!(
-            (
-                u8::from(r.usage()),
-                u8::from(r.selector()),
-                u8::from(r.matching_type())
-            ),
-            (2, 0, 1)
-        );
+        assert_eq!((u8::from(r.usage()), u8::from(r.selector()), u8::from(r.matching_type())), (2, 0, 1));
         assert_eq!(r.data().len(), 32);
         assert_eq!(&r.data()[..3], &[0xab, 0xcd, 0xef]);
         assert_eq!(TlsaRecord::parse(&r.to_string()), Ok(r));
-        assert_eq!(
-            TlsaRecord::parse("255 255 255 00").unwrap().to_string(),
-            "255 255 255 00"
-        );
+        assert_eq!(TlsaRecord::parse("255 255 255 00").unwrap().to_string(), "255 255 255 00");
 
         use ParseErrorKind::*;
         let bad: &[(&str, ParseErrorKind, usize, &str)] = &[
@@ -425,47 +368,18 @@ mod tests {
             ("3 1", MissingField, 3, "matching type: missing"),
             ("3 1 1", MissingField, 5, "data: missing"),
             ("3 1 1   ", MissingField, 8, "data: missing"),
-            (
-                "256 1 1 00",
-                InvalidNumber,
-                0,
-                r#"usage: invalid value "256" (expected 0 to 255)"#,
-            ),
-            (
-                "3 -1 1 00",
-                InvalidNumber,
-                2,
-                r#"selector: invalid value "-1" (expected 0 to 255)"#,
-            ),
-            (
-                "3 1 x 00",
-                InvalidNumber,
-                4,
-                r#"matching type: invalid value "x" (expected 0 to 255)"#,
-            ),
-            (
-                "3 1 0001 00",
-                InvalidNumber,
-                4,
-                r#"matching type: invalid value "0001" (expected 0 to 255)"#,
-            ),
+            ("256 1 1 00", InvalidNumber, 0, r#"usage: invalid value "256" (expected 0 to 255)"#),
+            ("3 -1 1 00", InvalidNumber, 2, r#"selector: invalid value "-1" (expected 0 to 255)"#),
+            ("3 1 x 00", InvalidNumber, 4, r#"matching type: invalid value "x" (expected 0 to 255)"#),
+            ("3 1 0001 00", InvalidNumber, 4, r#"matching type: invalid value "0001" (expected 0 to 255)"#),
             ("3 1 1 abc", InvalidHex, 9, "data: odd number of hex digits"),
             ("3 1 1 ab:cd", InvalidHex, 8, "data: ':' is not a hex digit"),
             ("3 1 1 0xab", InvalidHex, 7, "data: 'x' is not a hex digit"),
-            (
-                "3 1 1 ab\ncd",
-                InvalidHex,
-                8,
-                r"data: '\n' is not a hex digit",
-            ),
+            ("3 1 1 ab\ncd", InvalidHex, 8, r"data: '\n' is not a hex digit"),
         ];
         for &(text, kind, offset, message) in bad {
             let err = TlsaRecord::parse(text).expect_err(text);
-            assert_eq!(
-                (err.kind(), err.offset(), err.to_string().as_str()),
-                (kind, offset, message),
-                "{text:?}"
-            );
+            assert_eq!((err.kind(), err.offset(), err.to_string().as_str()), (kind, offset, message), "{text:?}");
         }
     }
 

@@ -83,9 +83,7 @@ pub enum DaneFailure {
         count: usize,
     },
     /// The server certificate is not DER X.509.
-    #[error(
-        "the certificate at position {index} of the server's chain is not a valid DER X.509 certificate"
-    )]
+    #[error("the certificate at position {index} of the server's chain is not a valid DER X.509 certificate")]
     MalformedCertificate {
         /// Its position in the chain the server sent.
         index: usize,
@@ -115,9 +113,7 @@ pub enum DaneFailure {
     },
     /// A DANE-TA anchor matched, but the path from the server certificate
     /// to it is not valid.
-    #[error(
-        "a TLSA record matches a certificate the server sent, but the path to it is invalid: {problem}"
-    )]
+    #[error("a TLSA record matches a certificate the server sent, but the path to it is invalid: {problem}")]
     PathInvalid {
         /// What is wrong with the path.
         problem: PathProblem,
@@ -125,9 +121,7 @@ pub enum DaneFailure {
 }
 
 fn at_position(index: Option<usize>) -> String {
-    index
-        .map(|i| format!(" (position {i} of the server's chain)"))
-        .unwrap_or_default()
+    index.map(|i| format!(" (position {i} of the server's chain)")).unwrap_or_default()
 }
 
 impl DaneFailure {
@@ -138,9 +132,7 @@ impl DaneFailure {
             Self::NoMatch => ResultType::CertificateNotTrusted,
             Self::Expired { .. } => ResultType::CertificateExpired,
             Self::NameMismatch { .. } => ResultType::CertificateHostMismatch,
-            Self::PathInvalid {
-                problem: PathProblem::UnknownIssuer,
-            } => ResultType::CertificateNotTrusted,
+            Self::PathInvalid { problem: PathProblem::UnknownIssuer } => ResultType::CertificateNotTrusted,
             Self::EmptyChain | Self::MalformedCertificate { .. } | Self::PathInvalid { .. } => {
                 ResultType::ValidationFailure
             }
@@ -197,15 +189,9 @@ impl fmt::Display for PathProblem {
             Self::IssuerNotCa => f.write_str("an intermediate certificate is not a CA"),
             Self::AnchorNotCa => f.write_str("the trust anchor certificate is not a CA"),
             Self::PathLength => f.write_str("a path length constraint is exceeded"),
-            Self::ExtendedKeyUsage => {
-                f.write_str("the server certificate is not valid for serverAuth")
-            }
-            Self::ServerCertificateIsCa => {
-                f.write_str("the server certificate is a CA certificate")
-            }
-            Self::BadSignature => {
-                f.write_str("a signature does not verify or uses an unsupported algorithm")
-            }
+            Self::ExtendedKeyUsage => f.write_str("the server certificate is not valid for serverAuth"),
+            Self::ServerCertificateIsCa => f.write_str("the server certificate is a CA certificate"),
+            Self::BadSignature => f.write_str("a signature does not verify or uses an unsupported algorithm"),
             Self::UnsupportedCertificate => f.write_str("the server certificate is not X.509 v3"),
             Self::Other(what) => write!(f, "{what}"),
         }
@@ -259,12 +245,9 @@ fn verify(
     };
     let usable = strongest(records);
     if usable.is_empty() {
-        return Err(DaneFailure::NoUsableRecords {
-            count: records.len(),
-        });
+        return Err(DaneFailure::NoUsableRecords { count: records.len() });
     }
-    let leaf =
-        der::parse_certificate(leaf_der).ok_or(DaneFailure::MalformedCertificate { index: 0 })?;
+    let leaf = der::parse_certificate(leaf_der).ok_or(DaneFailure::MalformedCertificate { index: 0 })?;
     let found = |index: usize, depth, chain_index, name| DaneMatch {
         record_index: index,
         record: records[index].clone(),
@@ -274,37 +257,24 @@ fn verify(
     };
 
     // DANE-EE(3): the server certificate alone (RFC 7672 §3.1.1).
-    let mut ee = usable
-        .iter()
-        .filter(|&&i| records[i].usage() == CertUsage::DaneEe);
+    let mut ee = usable.iter().filter(|&&i| records[i].usage() == CertUsage::DaneEe);
     if let Some(&index) = ee.find(|&&i| matches(&records[i], leaf_der, &leaf)) {
         return Ok(found(index, 0, Some(0), None));
     }
 
     // DANE-TA(2): anchors among the certificates sent after the server's
     // own, then full certificates of `2 0 0` records (RFC 7672 §3.1.2).
-    let ta: Vec<usize> = usable
-        .iter()
-        .copied()
-        .filter(|&i| records[i].usage() == CertUsage::DaneTa)
-        .collect();
+    let ta: Vec<usize> = usable.iter().copied().filter(|&i| records[i].usage() == CertUsage::DaneTa).collect();
     let mut anchors: Vec<Anchor<'_>> = Vec::new();
     for (chain_index, cert_der) in chain.iter().enumerate().skip(1) {
-        if cert_der.as_ref() == leaf_der.as_ref()
-            || anchors.iter().any(|a| a.der == cert_der.as_ref())
-        {
+        if cert_der.as_ref() == leaf_der.as_ref() || anchors.iter().any(|a| a.der == cert_der.as_ref()) {
             continue; // never the server certificate; each anchor once
         }
         let Some(cert) = der::parse_certificate(cert_der) else {
             continue;
         };
         if let Some(&index) = ta.iter().find(|&&i| matches(&records[i], cert_der, &cert)) {
-            anchors.push(Anchor {
-                der: cert_der,
-                cert,
-                record_index: index,
-                chain_index: Some(chain_index),
-            });
+            anchors.push(Anchor { der: cert_der, cert, record_index: index, chain_index: Some(chain_index) });
         }
     }
     for &index in &ta {
@@ -317,12 +287,7 @@ fn verify(
         }
         // Usable, so the data parses.
         if let Some(cert) = der::parse_certificate(r.data()) {
-            anchors.push(Anchor {
-                der: r.data(),
-                cert,
-                record_index: index,
-                chain_index: None,
-            });
+            anchors.push(Anchor { der: r.data(), cert, record_index: index, chain_index: None });
         }
     }
 
@@ -330,12 +295,7 @@ fn verify(
     for anchor in &anchors {
         match validate_path(chain, leaf_der, anchor, names, now) {
             Ok((depth, name)) => {
-                return Ok(found(
-                    anchor.record_index,
-                    depth,
-                    anchor.chain_index,
-                    Some(name),
-                ));
+                return Ok(found(anchor.record_index, depth, anchor.chain_index, Some(name)));
             }
             Err(f) if f.rank() > failure.rank() => failure = f,
             Err(_) => {}
@@ -361,9 +321,7 @@ fn strongest(records: &[TlsaRecord]) -> Vec<usize> {
         MatchingType::Sha512 => 2,
         _ => 0,
     };
-    let usable: Vec<usize> = (0..records.len())
-        .filter(|&i| records[i].is_usable_for_smtp())
-        .collect();
+    let usable: Vec<usize> = (0..records.len()).filter(|&i| records[i].is_usable_for_smtp()).collect();
     usable
         .iter()
         .copied()
@@ -373,9 +331,7 @@ fn strongest(records: &[TlsaRecord]) -> Vec<usize> {
             s == 0
                 || !usable.iter().any(|&j| {
                     let o = &records[j];
-                    o.usage() == r.usage()
-                        && o.selector() == r.selector()
-                        && strength(o.matching_type()) > s
+                    o.usage() == r.usage() && o.selector() == r.selector() && strength(o.matching_type()) > s
                 })
         })
         .collect()
@@ -409,8 +365,7 @@ fn validate_path(
     let invalid = |problem| DaneFailure::PathInvalid { problem };
     let leaf = EndEntityCert::try_from(leaf_der).map_err(|e| invalid(path_problem(&e)))?;
     let anchor_der = CertificateDer::from(anchor.der);
-    let trust_anchor =
-        anchor_from_trusted_cert(&anchor_der).map_err(|e| invalid(path_problem(&e)))?;
+    let trust_anchor = anchor_from_trusted_cert(&anchor_der).map_err(|e| invalid(path_problem(&e)))?;
     let intermediates: Vec<CertificateDer<'_>> = chain[1..]
         .iter()
         .filter(|c| c.as_ref() != anchor.der && c.as_ref() != leaf_der.as_ref())
@@ -418,20 +373,10 @@ fn validate_path(
         .collect();
     let anchors = [trust_anchor];
     let path = leaf
-        .verify_for_usage(
-            ALL_VERIFICATION_ALGS,
-            &anchors,
-            &intermediates,
-            now,
-            KeyUsage::server_auth(),
-            None,
-            None,
-        )
+        .verify_for_usage(ALL_VERIFICATION_ALGS, &anchors, &intermediates, now, KeyUsage::server_auth(), None, None)
         .map_err(|e| match e {
             webpki::Error::CertExpired { .. } | webpki::Error::CertNotValidYet { .. } => {
-                DaneFailure::Expired {
-                    chain_index: first_out_of_date(chain, now),
-                }
+                DaneFailure::Expired { chain_index: first_out_of_date(chain, now) }
             }
             other => invalid(path_problem(&other)),
         })?;
@@ -455,9 +400,7 @@ fn validate_path(
     }
     let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
     if secs < cert.not_before || secs > cert.not_after {
-        return Err(DaneFailure::Expired {
-            chain_index: anchor.chain_index,
-        });
+        return Err(DaneFailure::Expired { chain_index: anchor.chain_index });
     }
 
     for name in names {
@@ -469,19 +412,16 @@ fn validate_path(
             return Ok((between + 1, name.to_owned()));
         }
     }
-    Err(DaneFailure::NameMismatch {
-        names: names.iter().map(|n| (*n).to_owned()).collect(),
-    })
+    Err(DaneFailure::NameMismatch { names: names.iter().map(|n| (*n).to_owned()).collect() })
 }
 
 /// The position of the first certificate of the chain outside its
 /// validity period at `now`.
 fn first_out_of_date(chain: &[CertificateDer<'_>], now: UnixTime) -> Option<usize> {
     let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-    chain.iter().position(|c| {
-        der::parse_certificate(c)
-            .is_some_and(|cert| secs < cert.not_before || secs > cert.not_after)
-    })
+    chain
+        .iter()
+        .position(|c| der::parse_certificate(c).is_some_and(|cert| secs < cert.not_before || secs > cert.not_after))
 }
 
 fn path_problem(e: &webpki::Error) -> PathProblem {

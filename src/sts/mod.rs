@@ -80,10 +80,7 @@ impl FromStr for Mode {
                 ParseErrorKind::UnknownMode,
                 Some("mode"),
                 0,
-                format!(
-                    "unknown value {} (expected enforce, testing or none)",
-                    quote(s)
-                ),
+                format!("unknown value {} (expected enforce, testing or none)", quote(s)),
             )),
         }
     }
@@ -149,10 +146,7 @@ impl Extension {
         let mut text = String::with_capacity(name.len() + value.len());
         text.push_str(name);
         text.push_str(value);
-        Self {
-            text: text.into_boxed_str(),
-            split: u8::try_from(name.len()).unwrap_or(u8::MAX),
-        }
+        Self { text: text.into_boxed_str(), split: u8::try_from(name.len()).unwrap_or(u8::MAX) }
     }
 
     /// The field name, case preserved.
@@ -176,10 +170,7 @@ fn keep_first(extensions: &mut Vec<Extension>) {
     if extensions.len() <= SCAN_LIMIT {
         let mut i = 1;
         while i < extensions.len() {
-            if extensions[..i]
-                .iter()
-                .any(|e| e.name() == extensions[i].name())
-            {
+            if extensions[..i].iter().any(|e| e.name() == extensions[i].name()) {
                 extensions.remove(i);
             } else {
                 i += 1;
@@ -201,9 +192,7 @@ fn is_field_name(name: &str) -> bool {
     !b.is_empty()
         && b.len() <= MAX_FIELD_NAME_LEN
         && b[0].is_ascii_alphanumeric()
-        && b[1..]
-            .iter()
-            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
+        && b[1..].iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
 }
 
 /// RFC 5234 `WSP`.
@@ -223,20 +212,14 @@ mod tests {
             assert_eq!(mode.to_string(), mode.as_str());
         }
         let err = "Enforce".parse::<Mode>().unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            r#"mode: unknown value "Enforce" (expected enforce, testing or none)"#
-        );
+        assert_eq!(err.to_string(), r#"mode: unknown value "Enforce" (expected enforce, testing or none)"#);
     }
 
     #[test]
     fn max_age_clamps() {
         // RFC 8461 §3.2: max_age is at most 31557600.
         assert_eq!(MaxAge::from_secs_clamped(0).as_secs(), 0);
-        assert_eq!(
-            MaxAge::from_secs_clamped(86_400).as_duration(),
-            Duration::from_secs(86_400)
-        );
+        assert_eq!(MaxAge::from_secs_clamped(86_400).as_duration(), Duration::from_secs(86_400));
         assert_eq!(MaxAge::from_secs_clamped(31_557_600), MaxAge::MAX);
         assert_eq!(MaxAge::from_secs_clamped(31_557_601), MaxAge::MAX);
         assert_eq!(MaxAge::from_secs_clamped(u64::MAX), MaxAge::MAX);
@@ -257,21 +240,13 @@ mod tests {
     fn extension_parts() {
         let e = Extension::new("foo", "bar baz");
         assert_eq!((e.name(), e.value()), ("foo", "bar baz"));
-        let mut list = vec![
-            Extension::new("a", "1"),
-            Extension::new("b", "2"),
-            Extension::new("a", "3"),
-        ];
+        let mut list = vec![Extension::new("a", "1"), Extension::new("b", "2"), Extension::new("a", "3")];
         keep_first(&mut list);
         assert_eq!(list, [Extension::new("a", "1"), Extension::new("b", "2")]);
         // The hashed path for long lists keeps the same first occurrences.
-        let mut long: Vec<_> = (0..40)
-            .map(|i| Extension::new(&format!("k{}", i % 20), &i.to_string()))
-            .collect();
+        let mut long: Vec<_> = (0..40).map(|i| Extension::new(&format!("k{}", i % 20), &i.to_string())).collect();
         keep_first(&mut long);
-        let want: Vec<_> = (0..20)
-            .map(|i| Extension::new(&format!("k{i}"), &i.to_string()))
-            .collect();
+        let want: Vec<_> = (0..20).map(|i| Extension::new(&format!("k{i}"), &i.to_string())).collect();
         assert_eq!(long, want);
     }
 }

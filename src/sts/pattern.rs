@@ -47,37 +47,20 @@ impl MxPattern {
                 ),
             ));
         }
-        let base = parse_name(rest).map_err(
-            |Invalid {
-                 kind,
-                 offset,
-                 reason,
-             }| {
-                ParseError::new(
-                    kind,
-                    None,
-                    offset + base_at,
-                    format!("{}: {reason}", quote(input)),
-                )
-            },
-        )?;
+        let base = parse_name(rest).map_err(|Invalid { kind, offset, reason }| {
+            ParseError::new(kind, None, offset + base_at, format!("{}: {reason}", quote(input)))
+        })?;
         Ok(Self { wildcard, base })
     }
 
     /// A pattern that matches exactly `host`.
     pub fn exact(host: DomainName) -> Self {
-        Self {
-            wildcard: false,
-            base: host,
-        }
+        Self { wildcard: false, base: host }
     }
 
     /// A pattern that matches any host exactly one label below `base`.
     pub fn wildcard(base: DomainName) -> Self {
-        Self {
-            wildcard: true,
-            base,
-        }
+        Self { wildcard: true, base }
     }
 
     /// Whether this is a `*.` pattern.
@@ -166,16 +149,8 @@ mod tests {
             ("*.example.com", "mail.example.net", false),
             ("*.example.com", "mail.example.com.evil", false),
             ("*.example.com", "x.notexample.com", false),
-            (
-                "*.example.com",
-                &format!("{}.example.com", "a".repeat(63)),
-                true,
-            ),
-            (
-                "*.example.com",
-                &format!("{}.example.com", "a".repeat(64)),
-                false,
-            ),
+            ("*.example.com", &format!("{}.example.com", "a".repeat(63)), true),
+            ("*.example.com", &format!("{}.example.com", "a".repeat(64)), false),
             ("*.com", "example.com", true),
             // U-labels on either side meet as A-labels.
             ("*.bücher.example", "mx.xn--bcher-kva.example", true),
@@ -230,12 +205,7 @@ mod tests {
                 2,
                 r#""*.*.example.com": "*" at byte 2 is not allowed; a wildcard must be the whole left-most label, as in "*.example.com""#,
             ),
-            (
-                "*..example.com",
-                EmptyLabel,
-                2,
-                r#""*..example.com": empty label"#,
-            ),
+            ("*..example.com", EmptyLabel, 2, r#""*..example.com": empty label"#),
             (
                 "*.exa_mple.com",
                 InvalidCharacter,
@@ -257,11 +227,7 @@ mod tests {
         ];
         for &(input, kind, offset, message) in bad {
             let err = MxPattern::parse(input).expect_err(input);
-            assert_eq!(
-                (err.kind(), err.offset(), err.to_string().as_str()),
-                (kind, offset, message),
-                "{input:?}"
-            );
+            assert_eq!((err.kind(), err.offset(), err.to_string().as_str()), (kind, offset, message), "{input:?}");
         }
     }
 

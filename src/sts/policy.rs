@@ -60,12 +60,7 @@ impl Policy {
         if mx.is_empty() && mode != Mode::None {
             return Err(missing_mx(mode, 0));
         }
-        Ok(Self {
-            mode,
-            max_age,
-            mx,
-            extensions: Vec::new(),
-        })
+        Ok(Self { mode, max_age, mx, extensions: Vec::new() })
     }
 
     /// Parses a policy body (RFC 8461 §3.2).
@@ -173,50 +168,26 @@ fn parse_lines(body: &str) -> Result<Policy, ParseError> {
     }
     let end = body.len();
     let missing = |field: &'static str, what: &str| {
-        ParseError::new(
-            ParseErrorKind::MissingField,
-            Some(field),
-            end,
-            format!("missing ({what})"),
-        )
+        ParseError::new(ParseErrorKind::MissingField, Some(field), end, format!("missing ({what})"))
     };
     let nothing = !fields.version && fields.mode.is_none() && fields.max_age.is_none();
     if nothing && fields.mx.is_empty() && fields.extensions.is_empty() {
-        return Err(ParseError::new(
-            ParseErrorKind::Empty,
-            None,
-            0,
-            "policy body is empty",
-        ));
+        return Err(ParseError::new(ParseErrorKind::Empty, None, 0, "policy body is empty"));
     }
     if !fields.version {
-        return Err(missing(
-            "version",
-            "the policy must contain \"version: STSv1\"",
-        ));
+        return Err(missing("version", "the policy must contain \"version: STSv1\""));
     }
     let Some(mode) = fields.mode else {
-        return Err(missing(
-            "mode",
-            "the policy must contain \"mode: enforce\", \"mode: testing\" or \"mode: none\"",
-        ));
+        return Err(missing("mode", "the policy must contain \"mode: enforce\", \"mode: testing\" or \"mode: none\""));
     };
     let Some(max_age) = fields.max_age else {
-        return Err(missing(
-            "max_age",
-            "the policy must contain \"max_age: <seconds>\"",
-        ));
+        return Err(missing("max_age", "the policy must contain \"max_age: <seconds>\""));
     };
     if fields.mx.is_empty() && mode != Mode::None {
         return Err(missing_mx(mode, end));
     }
     keep_first(&mut fields.extensions);
-    Ok(Policy {
-        mode,
-        max_age,
-        mx: fields.mx,
-        extensions: fields.extensions,
-    })
+    Ok(Policy { mode, max_age, mx: fields.mx, extensions: fields.extensions })
 }
 
 /// Parses one line (without its terminator) that starts at byte `at`.
@@ -272,9 +243,7 @@ fn parse_line(fields: &mut Fields, line: &str, at: usize) -> Result<(), ParseErr
         "max_age" if fields.max_age.is_none() => {
             fields.max_age = Some(parse_max_age(value).map_err(|e| known(e, "max_age"))?);
         }
-        "mx" => fields
-            .mx
-            .push(MxPattern::parse(value).map_err(|e| known(e, "mx"))?),
+        "mx" => fields.mx.push(MxPattern::parse(value).map_err(|e| known(e, "mx"))?),
         _ => {
             check_value(value).map_err(|e| e.within(None, value_at, key.to_owned()))?;
             if !matches!(key, "version" | "mode" | "max_age") {
@@ -293,10 +262,7 @@ fn parse_max_age(value: &str) -> Result<MaxAge, ParseError> {
             ParseErrorKind::InvalidMaxAge,
             None,
             0,
-            format!(
-                "invalid value {} (expected a number of seconds, 1 to 10 digits)",
-                quote(value)
-            ),
+            format!("invalid value {} (expected a number of seconds, 1 to 10 digits)", quote(value)),
         ));
     }
     if value.len() > MAX_AGE_DIGITS {
@@ -304,17 +270,11 @@ fn parse_max_age(value: &str) -> Result<MaxAge, ParseError> {
             ParseErrorKind::MaxAgeTooLong,
             None,
             0,
-            format!(
-                "value {} has {} digits, over the limit of {MAX_AGE_DIGITS}",
-                quote(value),
-                value.len()
-            ),
+            format!("value {} has {} digits, over the limit of {MAX_AGE_DIGITS}", quote(value), value.len()),
         ));
     }
     // At most 10 digits: fits in u64.
-    let secs = value
-        .bytes()
-        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    let secs = value.bytes().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
     Ok(MaxAge::from_secs_clamped(secs))
 }
 
@@ -322,16 +282,9 @@ fn parse_max_age(value: &str) -> Result<MaxAge, ParseError> {
 /// sts-policy-vchar)`: visible characters (UTF-8 allowed) and inner white
 /// space, no control characters. `value` is already trimmed.
 fn check_value(value: &str) -> Result<(), ParseError> {
-    let bad = value
-        .char_indices()
-        .find(|&(_, c)| c.is_ascii_control() && c != '\t');
+    let bad = value.char_indices().find(|&(_, c)| c.is_ascii_control() && c != '\t');
     match (value.is_empty(), bad) {
-        (true, _) => Err(ParseError::new(
-            ParseErrorKind::InvalidFieldValue,
-            None,
-            0,
-            "empty value",
-        )),
+        (true, _) => Err(ParseError::new(ParseErrorKind::InvalidFieldValue, None, 0, "empty value")),
         (false, Some((at, c))) => Err(ParseError::new(
             ParseErrorKind::InvalidFieldValue,
             None,
@@ -388,10 +341,7 @@ mod tests {
         );
         assert_eq!(p.mode(), Mode::Enforce);
         assert_eq!(p.max_age(), Duration::from_secs(604_800));
-        assert_eq!(
-            mx_of(&p),
-            ["mail.example.com", "*.example.net", "backupmx.example.com"]
-        );
+        assert_eq!(mx_of(&p), ["mail.example.com", "*.example.net", "backupmx.example.com"]);
         assert!(p.extensions().is_empty());
     }
 
@@ -416,26 +366,17 @@ mod tests {
     /// extensions whose values may be UTF-8.
     #[test]
     fn rfc8461_3_2_fields() {
-        let p =
-            policy("max_age: 60\nmx: b.example\nmode: testing\nversion: STSv1\nmx: a.example\n");
+        let p = policy("max_age: 60\nmx: b.example\nmode: testing\nversion: STSv1\nmx: a.example\n");
         assert_eq!((p.mode(), p.max_age().as_secs()), (Mode::Testing, 60));
         assert_eq!(mx_of(&p), ["b.example", "a.example"]);
 
-        let p = policy(&format!(
-            "{HEAD}mode: testing\nmax_age: 1\nversion: STSv2\nmx: a.example\nmx: a.example\n"
-        ));
+        let p = policy(&format!("{HEAD}mode: testing\nmax_age: 1\nversion: STSv2\nmx: a.example\nmx: a.example\n"));
         assert_eq!((p.mode(), p.max_age().as_secs()), (Mode::Enforce, 86_400));
         assert_eq!(mx_of(&p), ["a.example", "a.example"]);
 
-        let p = policy(&format!(
-            "{HEAD}mx: a.example\nMode: none\nx-note: café ☕ policy\tv2\nx-note: later\n"
-        ));
+        let p = policy(&format!("{HEAD}mx: a.example\nMode: none\nx-note: café ☕ policy\tv2\nx-note: later\n"));
         assert_eq!(p.mode(), Mode::Enforce);
-        let ext: Vec<_> = p
-            .extensions()
-            .iter()
-            .map(|e| (e.name(), e.value()))
-            .collect();
+        let ext: Vec<_> = p.extensions().iter().map(|e| (e.name(), e.value())).collect();
         assert_eq!(ext, [("Mode", "none"), ("x-note", "café ☕ policy\tv2")]);
     }
 
@@ -447,8 +388,7 @@ mod tests {
         let p = policy("version: STSv1\nmode: none\nmx: mx.example\nmax_age: 86400\n");
         assert_eq!(mx_of(&p), ["mx.example"]);
         for mode in ["enforce", "testing"] {
-            let err = Policy::parse(&format!("version: STSv1\nmode: {mode}\nmax_age: 86400\n"))
-                .unwrap_err();
+            let err = Policy::parse(&format!("version: STSv1\nmode: {mode}\nmax_age: 86400\n")).unwrap_err();
             assert_eq!(err.kind(), MissingField);
             assert_eq!(
                 err.to_string(),
@@ -456,12 +396,7 @@ mod tests {
             );
             assert_eq!((err.line(), err.offset()), (None, 37 + mode.len()));
         }
-        assert_eq!(
-            Policy::new(Mode::Enforce, MaxAge::MAX, vec![])
-                .unwrap_err()
-                .kind(),
-            MissingField
-        );
+        assert_eq!(Policy::new(Mode::Enforce, MaxAge::MAX, vec![]).unwrap_err().kind(), MissingField);
         assert!(Policy::new(Mode::None, MaxAge::MAX, vec![]).is_ok());
     }
 
@@ -482,50 +417,17 @@ mod tests {
             assert_eq!(p.max_age().as_secs(), secs, "{value}");
         }
         let bad: &[(&str, ParseErrorKind, &str)] = &[
-            (
-                "",
-                InvalidMaxAge,
-                r#"invalid value "" (expected a number of seconds, 1 to 10 digits)"#,
-            ),
-            (
-                "-1",
-                InvalidMaxAge,
-                r#"invalid value "-1" (expected a number of seconds, 1 to 10 digits)"#,
-            ),
-            (
-                "+5",
-                InvalidMaxAge,
-                r#"invalid value "+5" (expected a number of seconds, 1 to 10 digits)"#,
-            ),
-            (
-                "1.5",
-                InvalidMaxAge,
-                r#"invalid value "1.5" (expected a number of seconds, 1 to 10 digits)"#,
-            ),
-            (
-                "1 d",
-                InvalidMaxAge,
-                r#"invalid value "1 d" (expected a number of seconds, 1 to 10 digits)"#,
-            ),
-            (
-                "８",
-                InvalidMaxAge,
-                r#"invalid value "８" (expected a number of seconds, 1 to 10 digits)"#,
-            ),
-            (
-                "10000000000",
-                MaxAgeTooLong,
-                r#"value "10000000000" has 11 digits, over the limit of 10"#,
-            ),
+            ("", InvalidMaxAge, r#"invalid value "" (expected a number of seconds, 1 to 10 digits)"#),
+            ("-1", InvalidMaxAge, r#"invalid value "-1" (expected a number of seconds, 1 to 10 digits)"#),
+            ("+5", InvalidMaxAge, r#"invalid value "+5" (expected a number of seconds, 1 to 10 digits)"#),
+            ("1.5", InvalidMaxAge, r#"invalid value "1.5" (expected a number of seconds, 1 to 10 digits)"#),
+            ("1 d", InvalidMaxAge, r#"invalid value "1 d" (expected a number of seconds, 1 to 10 digits)"#),
+            ("８", InvalidMaxAge, r#"invalid value "８" (expected a number of seconds, 1 to 10 digits)"#),
+            ("10000000000", MaxAgeTooLong, r#"value "10000000000" has 11 digits, over the limit of 10"#),
         ];
         for &(value, kind, message) in bad {
-            let err = Policy::parse(&format!("version: STSv1\nmode: none\nmax_age: {value}\n"))
-                .unwrap_err();
-            assert_eq!(
-                (err.kind(), err.to_string()),
-                (kind, format!("line 3: max_age: {message}")),
-                "{value:?}"
-            );
+            let err = Policy::parse(&format!("version: STSv1\nmode: none\nmax_age: {value}\n")).unwrap_err();
+            assert_eq!((err.kind(), err.to_string()), (kind, format!("line 3: max_age: {message}")), "{value:?}");
             assert_eq!(err.offset(), 35);
         }
     }
@@ -666,12 +568,7 @@ mod tests {
         for &(body, kind, line, offset, message) in cases {
             let err = Policy::parse(body).expect_err(body);
             assert_eq!(
-                (
-                    err.kind(),
-                    err.line(),
-                    err.offset(),
-                    err.to_string().as_str()
-                ),
+                (err.kind(), err.line(), err.offset(), err.to_string().as_str()),
                 (kind, line, offset, message),
                 "{body:?}"
             );
@@ -685,14 +582,8 @@ mod tests {
         let mut body = format!("{HEAD}mx: a.example\n").into_bytes();
         body.extend_from_slice(b"note: \xff\xfe\n");
         let err = Policy::parse_bytes(&body).unwrap_err();
-        assert_eq!(
-            (err.kind(), err.line(), err.offset()),
-            (InvalidUtf8, Some(5), 64)
-        );
-        assert_eq!(
-            err.to_string(),
-            "line 5: invalid UTF-8 at byte 64 (a policy is UTF-8 text)"
-        );
+        assert_eq!((err.kind(), err.line(), err.offset()), (InvalidUtf8, Some(5), 64));
+        assert_eq!(err.to_string(), "line 5: invalid UTF-8 at byte 64 (a policy is UTF-8 text)");
 
         let mut at_limit = format!("{HEAD}mx: a.example\n");
         let pad = MAX_POLICY_BYTES - at_limit.len() - "\n".len();
@@ -702,23 +593,15 @@ mod tests {
         assert!(Policy::parse(&at_limit).is_ok());
         assert!(Policy::parse_bytes(at_limit.as_bytes()).is_ok());
         at_limit.push('\n');
-        for err in [
-            Policy::parse(&at_limit).unwrap_err(),
-            Policy::parse_bytes(at_limit.as_bytes()).unwrap_err(),
-        ] {
+        for err in [Policy::parse(&at_limit).unwrap_err(), Policy::parse_bytes(at_limit.as_bytes()).unwrap_err()] {
             assert_eq!(err.kind(), TooLarge);
-            assert_eq!(
-                err.to_string(),
-                "policy body is 65537 bytes, over the 65536-byte limit"
-            );
+            assert_eq!(err.to_string(), "policy body is 65537 bytes, over the 65536-byte limit");
         }
     }
 
     #[test]
     fn display_is_canonical() {
-        let p = policy(
-            "max_age: 99999999\nmx: *.Example.NET.\nmode: testing\nversion: STSv1\nb: 2\na:  x  y \n",
-        );
+        let p = policy("max_age: 99999999\nmx: *.Example.NET.\nmode: testing\nversion: STSv1\nb: 2\na:  x  y \n");
         let text = p.to_string();
         assert_eq!(
             text,

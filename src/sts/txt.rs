@@ -27,36 +27,22 @@ impl PolicyId {
     /// Validates an id (RFC 8461 §3.1).
     pub fn parse(id: &str) -> Result<Self, ParseError> {
         let invalid = |what: &str| {
-            ParseError::new(
-                ParseErrorKind::InvalidId,
-                Some("id"),
-                0,
-                format!("invalid value {}: {what}", quote(id)),
-            )
+            ParseError::new(ParseErrorKind::InvalidId, Some("id"), 0, format!("invalid value {}: {what}", quote(id)))
         };
         if id.is_empty() {
             return Err(invalid("empty (1 to 32 letters and digits required)"));
         }
         if let Some(at) = id.bytes().position(|b| !b.is_ascii_alphanumeric()) {
             let c = id[at..].chars().next().unwrap_or_default();
-            return Err(
-                invalid(&format!("{c:?} is not allowed (letters and digits only)"))
-                    .within(None, at, "id"),
-            );
+            return Err(invalid(&format!("{c:?} is not allowed (letters and digits only)")).within(None, at, "id"));
         }
         if id.len() > MAX_ID_LEN {
-            return Err(invalid(&format!(
-                "{} characters, over the limit of {MAX_ID_LEN}",
-                id.len()
-            )));
+            return Err(invalid(&format!("{} characters, over the limit of {MAX_ID_LEN}", id.len())));
         }
         let mut bytes = [0; MAX_ID_LEN];
         bytes[..id.len()].copy_from_slice(id.as_bytes());
         // At most MAX_ID_LEN (32), so it fits.
-        Ok(Self {
-            bytes,
-            len: id.len() as u8,
-        })
+        Ok(Self { bytes, len: id.len() as u8 })
     }
 
     /// The id as text.
@@ -119,10 +105,7 @@ pub struct TxtRecord {
 impl TxtRecord {
     /// A record with this id and no extensions.
     pub fn new(id: PolicyId) -> Self {
-        Self {
-            id,
-            extensions: Vec::new(),
-        }
+        Self { id, extensions: Vec::new() }
     }
 
     /// Parses one record (RFC 8461 §3.1).
@@ -131,8 +114,7 @@ impl TxtRecord {
         if !is_sts_record(record) {
             let found = record.get(..STS_VERSION.len() + 1).unwrap_or(record);
             let hint = if record.len() >= STS_VERSION.len()
-                && record.as_bytes()[..STS_VERSION.len()]
-                    .eq_ignore_ascii_case(STS_VERSION.as_bytes())
+                && record.as_bytes()[..STS_VERSION.len()].eq_ignore_ascii_case(STS_VERSION.as_bytes())
                 && !record.starts_with(STS_VERSION)
             {
                 " (the tag is case-sensitive)"
@@ -143,10 +125,7 @@ impl TxtRecord {
                 ParseErrorKind::MissingVersion,
                 None,
                 0,
-                format!(
-                    "record must begin with \"v=STSv1;\", found {}{hint}",
-                    quote(found)
-                ),
+                format!("record must begin with \"v=STSv1;\", found {}{hint}", quote(found)),
             ));
         }
         let mut id = None;
@@ -241,9 +220,7 @@ impl TxtRecord {
 /// RFC 8461 §3.1 `sts-ext-value = 1*(%x21-3A / %x3C / %x3E-7E)`: visible
 /// ASCII except `;` and `=`.
 fn check_ext_value(name: &str, value: &str, offset: usize) -> Result<(), ParseError> {
-    let bad = value
-        .bytes()
-        .position(|c| !(0x21..=0x7e).contains(&c) || c == b';' || c == b'=');
+    let bad = value.bytes().position(|c| !(0x21..=0x7e).contains(&c) || c == b';' || c == b'=');
     if value.is_empty() || bad.is_some() {
         let what = match bad {
             Some(at) => format!(
@@ -263,12 +240,7 @@ fn check_ext_value(name: &str, value: &str, offset: usize) -> Result<(), ParseEr
 }
 
 fn malformed(offset: usize, what: &str) -> ParseError {
-    ParseError::new(
-        ParseErrorKind::MalformedField,
-        None,
-        offset,
-        format!("byte {offset}: {what}"),
-    )
+    ParseError::new(ParseErrorKind::MalformedField, None, offset, format!("byte {offset}: {what}"))
 }
 
 /// Whether a record is an MTA-STS record for the purpose of RFC 8461 §3.1
@@ -277,11 +249,7 @@ fn malformed(offset: usize, what: &str) -> ParseError {
 /// "records that do not begin with "v=STSv1;" are discarded" would also drop
 /// `v=STSv1 ;…`, which the ABNF allows, so white space is accepted too.)
 fn is_sts_record(record: &str) -> bool {
-    record.starts_with(STS_VERSION)
-        && record
-            .as_bytes()
-            .get(STS_VERSION.len())
-            .is_none_or(|&b| b == b';' || is_wsp(b))
+    record.starts_with(STS_VERSION) && record.as_bytes().get(STS_VERSION.len()).is_none_or(|&b| b == b';' || is_wsp(b))
 }
 
 impl FromStr for TxtRecord {
@@ -309,9 +277,7 @@ impl fmt::Display for TxtRecord {
 #[non_exhaustive]
 pub enum TxtError {
     /// No record begins with `v=STSv1`.
-    #[error(
-        "no _mta-sts TXT record begins with \"v=STSv1\": the domain publishes no MTA-STS policy"
-    )]
+    #[error("no _mta-sts TXT record begins with \"v=STSv1\": the domain publishes no MTA-STS policy")]
     NoRecord,
     /// More than one record begins with `v=STSv1`.
     #[error(
@@ -381,27 +347,17 @@ mod tests {
             ("v=STSv1; id=abc ;", "abc"),
             // Extensions before and after id; unknown ones are ignored.
             ("v=STSv1; foo=bar; id=x1", "x1"),
-            (
-                "v=STSv1; id=x1; a_b-c.d=!\"#$%&'()*+,-./0123456789:<>?@[\\]^_`{|}~",
-                "x1",
-            ),
+            ("v=STSv1; id=x1; a_b-c.d=!\"#$%&'()*+,-./0123456789:<>?@[\\]^_`{|}~", "x1"),
             // A duplicated field: the first wins.
             ("v=STSv1; id=first; id=second", "first"),
             ("v=STSv1; id=first; id=not-an-id", "first"),
             // 32 characters is the longest id.
-            (
-                "v=STSv1; id=0123456789abcdefABCDEF0123456789",
-                "0123456789abcdefABCDEF0123456789",
-            ),
+            ("v=STSv1; id=0123456789abcdefABCDEF0123456789", "0123456789abcdefABCDEF0123456789"),
             // "ID" is not "id" (%s), so it is an extension.
             ("v=STSv1; ID=zz; id=yy", "yy"),
         ];
         for (record, id) in cases {
-            assert_eq!(
-                id_of(record).unwrap_or_else(|e| panic!("{record:?}: {e}")),
-                id,
-                "{record:?}"
-            );
+            assert_eq!(id_of(record).unwrap_or_else(|e| panic!("{record:?}: {e}")), id, "{record:?}");
         }
     }
 
@@ -411,96 +367,31 @@ mod tests {
     fn rfc8461_3_1_invalid_records() {
         use ParseErrorKind::*;
         let cases: &[(&str, ParseErrorKind, usize, &str)] = &[
-            (
-                "",
-                MissingVersion,
-                0,
-                r#"record must begin with "v=STSv1;", found """#,
-            ),
-            (
-                "v=STSv1",
-                MissingId,
-                7,
-                "id: missing (the record must carry id=<1 to 32 letters and digits>)",
-            ),
-            (
-                "v=STSv1;",
-                MissingId,
-                8,
-                "id: missing (the record must carry id=<1 to 32 letters and digits>)",
-            ),
-            (
-                "v=STSv1; foo=bar",
-                MissingId,
-                16,
-                "id: missing (the record must carry id=<1 to 32 letters and digits>)",
-            ),
+            ("", MissingVersion, 0, r#"record must begin with "v=STSv1;", found """#),
+            ("v=STSv1", MissingId, 7, "id: missing (the record must carry id=<1 to 32 letters and digits>)"),
+            ("v=STSv1;", MissingId, 8, "id: missing (the record must carry id=<1 to 32 letters and digits>)"),
+            ("v=STSv1; foo=bar", MissingId, 16, "id: missing (the record must carry id=<1 to 32 letters and digits>)"),
             (
                 "v=stsv1; id=abc",
                 MissingVersion,
                 0,
                 r#"record must begin with "v=STSv1;", found "v=stsv1;" (the tag is case-sensitive)"#,
             ),
-            (
-                "v=STSv10; id=abc",
-                MissingVersion,
-                0,
-                r#"record must begin with "v=STSv1;", found "v=STSv10""#,
-            ),
-            (
-                " v=STSv1; id=abc",
-                MissingVersion,
-                0,
-                r#"record must begin with "v=STSv1;", found " v=STSv1""#,
-            ),
-            (
-                "id=abc; v=STSv1",
-                MissingVersion,
-                0,
-                r#"record must begin with "v=STSv1;", found "id=abc; ""#,
-            ),
-            (
-                "v=STSv1; id=abc def",
-                MalformedField,
-                16,
-                r#"byte 16: fields must be separated by ";""#,
-            ),
-            (
-                "v=STSv1 id=abc",
-                MalformedField,
-                8,
-                r#"byte 8: fields must be separated by ";""#,
-            ),
+            ("v=STSv10; id=abc", MissingVersion, 0, r#"record must begin with "v=STSv1;", found "v=STSv10""#),
+            (" v=STSv1; id=abc", MissingVersion, 0, r#"record must begin with "v=STSv1;", found " v=STSv1""#),
+            ("id=abc; v=STSv1", MissingVersion, 0, r#"record must begin with "v=STSv1;", found "id=abc; ""#),
+            ("v=STSv1; id=abc def", MalformedField, 16, r#"byte 16: fields must be separated by ";""#),
+            ("v=STSv1 id=abc", MalformedField, 8, r#"byte 8: fields must be separated by ";""#),
             (
                 "v=STSv1; id=abc ",
                 MalformedField,
                 15,
                 r#"byte 15: white space after the last field (only ";" may end the record)"#,
             ),
-            (
-                "v=STSv1;; id=abc",
-                MalformedField,
-                8,
-                r#"byte 8: empty field between two ";""#,
-            ),
-            (
-                "v=STSv1; id=abc;;",
-                MalformedField,
-                16,
-                r#"byte 16: empty field between two ";""#,
-            ),
-            (
-                "v=STSv1; id",
-                MalformedField,
-                9,
-                r#"byte 9: field "id" is not name=value"#,
-            ),
-            (
-                "v=STSv1; id=",
-                InvalidId,
-                12,
-                r#"id: invalid value "": empty (1 to 32 letters and digits required)"#,
-            ),
+            ("v=STSv1;; id=abc", MalformedField, 8, r#"byte 8: empty field between two ";""#),
+            ("v=STSv1; id=abc;;", MalformedField, 16, r#"byte 16: empty field between two ";""#),
+            ("v=STSv1; id", MalformedField, 9, r#"byte 9: field "id" is not name=value"#),
+            ("v=STSv1; id=", InvalidId, 12, r#"id: invalid value "": empty (1 to 32 letters and digits required)"#),
             (
                 "v=STSv1; id=2016-08-31",
                 InvalidId,
@@ -525,12 +416,7 @@ mod tests {
                 17,
                 r#"field name "_x" is not valid (a letter or digit, then up to 31 letters, digits, "_", "-" or ".")"#,
             ),
-            (
-                "v=STSv1; id=abc; x=",
-                InvalidFieldValue,
-                19,
-                r#"x: invalid value "": empty value"#,
-            ),
+            ("v=STSv1; id=abc; x=", InvalidFieldValue, 19, r#"x: invalid value "": empty value"#),
             (
                 "v=STSv1; id=abc; x=a=b",
                 InvalidFieldValue,
@@ -552,18 +438,11 @@ mod tests {
         ];
         for &(record, kind, offset, message) in cases {
             let err = TxtRecord::parse(record).expect_err(record);
-            assert_eq!(
-                (err.kind(), err.to_string().as_str(), err.offset()),
-                (kind, message, offset),
-                "{record:?}"
-            );
+            assert_eq!((err.kind(), err.to_string().as_str(), err.offset()), (kind, message, offset), "{record:?}");
         }
         // 33-character extension name.
         let long = format!("v=STSv1; id=a; {}=1", "n".repeat(33));
-        assert_eq!(
-            TxtRecord::parse(&long).unwrap_err().kind(),
-            InvalidFieldName
-        );
+        assert_eq!(TxtRecord::parse(&long).unwrap_err().kind(), InvalidFieldName);
     }
 
     /// RFC 8461 §3.1: "If the number of resulting records is not one, or if
@@ -571,36 +450,18 @@ mod tests {
     /// the recipient domain does not have an available MTA-STS Policy."
     #[test]
     fn rfc8461_3_1_exactly_one_record() {
-        let ok = select_txt([
-            "v=spf1 include:_spf.example.com -all",
-            "v=STSv1; id=one",
-            "google-site-verification=x",
-        ]);
+        let ok = select_txt(["v=spf1 include:_spf.example.com -all", "v=STSv1; id=one", "google-site-verification=x"]);
         assert_eq!(ok.unwrap().id(), "one");
         assert_eq!(select_txt(Vec::<&str>::new()), Err(TxtError::NoRecord));
-        assert_eq!(
-            select_txt(["v=STSv10; id=x", "V=STSv1; id=y"]),
-            Err(TxtError::NoRecord)
-        );
+        assert_eq!(select_txt(["v=STSv10; id=x", "V=STSv1; id=y"]), Err(TxtError::NoRecord));
         // The version check drops a future version that shares the prefix.
-        assert_eq!(
-            select_txt(["v=STSv10; id=x", "v=STSv1; id=y"])
-                .unwrap()
-                .id(),
-            "y"
-        );
+        assert_eq!(select_txt(["v=STSv10; id=x", "v=STSv1; id=y"]).unwrap().id(), "y");
         let several = select_txt(["v=STSv1; id=a", "v=STSv1; id=b", "v=STSv1; id=c"]);
         assert_eq!(several, Err(TxtError::Several { count: 3 }));
         // Two identical records are still two records.
-        assert_eq!(
-            select_txt(["v=STSv1; id=a", "v=STSv1; id=a"]),
-            Err(TxtError::Several { count: 2 })
-        );
+        assert_eq!(select_txt(["v=STSv1; id=a", "v=STSv1; id=a"]), Err(TxtError::Several { count: 2 }));
         // An invalid record among them counts as one of the candidates.
-        assert_eq!(
-            select_txt(["v=STSv1", "v=STSv1; id=a"]),
-            Err(TxtError::Several { count: 2 })
-        );
+        assert_eq!(select_txt(["v=STSv1", "v=STSv1; id=a"]), Err(TxtError::Several { count: 2 }));
         let invalid = select_txt(["v=STSv1; id=bad-id"]).unwrap_err();
         assert!(matches!(&invalid, TxtError::Invalid(e) if e.kind() == ParseErrorKind::InvalidId));
         assert_eq!(
@@ -627,16 +488,9 @@ mod tests {
             assert_eq!(TxtRecord::parse(canonical).unwrap(), txt);
         }
         let txt: TxtRecord = "v=STSv1; id=abc; foo=bar".parse().unwrap();
-        let ext: Vec<_> = txt
-            .extensions()
-            .iter()
-            .map(|e| (e.name(), e.value()))
-            .collect();
+        let ext: Vec<_> = txt.extensions().iter().map(|e| (e.name(), e.value())).collect();
         assert_eq!(ext, [("foo", "bar")]);
-        assert_eq!(
-            TxtRecord::new(PolicyId::parse("z").unwrap()).to_string(),
-            "v=STSv1; id=z"
-        );
+        assert_eq!(TxtRecord::new(PolicyId::parse("z").unwrap()).to_string(), "v=STSv1; id=z");
     }
 
     #[test]

@@ -1,0 +1,196 @@
+//! An exact LRU map: a hash map into a slab of nodes on a doubly linked
+//! list, so that a hit, an insert and an eviction are O(1).
+
+use std::collections::HashMap;
+
+use crate::name::DomainName;
+
+const NIL: u32 = u32::MAX;
+
+struct Node<V> {
+    key: DomainName,
+    value: V,
+    prev: u32,
+    next: u32,
+}
+
+/// Most recently used at `head`, least at `tail`. A removed node stays in
+/// the slab with a default value until an insert reuses it.
+pub(super) struct Lru<V> {
+    map: HashMap<DomainName, u32>,
+    nodes: Vec<Node<V>>,
+    free: Vec<u32>,
+    head: u32,
+    tail: u32,
+}
+
+impl<V: Default> Lru<V> {
+    pub(super) fn new() -> Self {
+        Self { map: HashMap::new(), nodes: Vec::new(), free: Vec::new(), head: NIL, tail: NIL }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn node(&self, i: u32) -> &Node<V> {
+        &self.nodes[i as usize]
+    }
+
+    fn node_mut(&mut self, i: u32) -> &mut Node<V> {
+        &mut self.nodes[i as usize]
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (prev, next) = {
+            let n = self.node(i);
+            (n.prev, n.next)
+        };
+        match prev {
+            NIL => self.head = next,
+            p => self.node_mut(p).next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            n => self.node_mut(n).prev = prev,
+        }
+    }
+
+    fn push_front(&mut self, i: u32) {
+        let old = self.head;
+        {
+            let n = self.node_mut(i);
+            n.prev = NIL;
+            n.next = old;
+        }
+        match old {
+            NIL => self.tail = i,
+            o => self.node_mut(o).prev = i,
+        }
+        self.head = i;
+    }
+
+    /// The value for `key`, marked as most recently used.
+    pub(super) fn get_mut(&mut self, key: &DomainName) -> Option<&mut V> {
+        let i = *self.map.get(key)?;
+        if self.head != i {
+            self.unlink(i);
+            self.push_front(i);
+        }
+        Some(&mut self.node_mut(i).value)
+    }
+
+    /// The value for `key`, leaving the order alone.
+    pub(super) fn peek(&self, key: &DomainName) -> Option<&V> {
+        self.map.get(key).map(|&i| &self.node(i).value)
+    }
+
+    /// Inserts (or replaces) `key` as most recently used.
+    pub(super) fn insert(&mut self, key: DomainName, value: V) -> &mut V {
+        let i = match self.map.get(&key) {
+            Some(&i) => {
+                self.unlink(i);
+                self.node_mut(i).value = value;
+                i
+            }
+            None => {
+                let node = Node { key: key.clone(), value, prev: NIL, next: NIL };
+                let i = match self.free.pop() {
+                    Some(i) => {
+                        self.nodes[i as usize] = node;
+                        i
+                    }
+                    None => {
+                        // A shard holds far fewer than 2^32 - 1 entries.
+                        self.nodes.push(node);
+                        (self.nodes.len() - 1) as u32
+                    }
+                };
+                self.map.insert(key, i);
+                i
+            }
+        };
+        self.push_front(i);
+        &mut self.node_mut(i).value
+    }
+
+    pub(super) fn remove(&mut self, key: &DomainName) -> Option<V> {
+        let i = self.map.remove(key)?;
+        self.unlink(i);
+        self.free.push(i);
+        Some(std::mem::take(&mut self.node_mut(i).value))
+    }
+
+    /// Evicts least recently used entries that `evictable` allows until at
+    /// most `capacity` remain; returns how many it evicted. Entries it may
+    /// not evict are passed over, never dropped.
+    pub(super) fn evict_to(&mut self, capacity: usize, evictable: impl Fn(&V) -> bool) -> usize {
+        let mut evicted = 0;
+        let mut cursor = self.tail;
+        while self.map.len() > capacity && cursor != NIL {
+            let (prev, can) = {
+                let n = self.node(cursor);
+                (n.prev, evictable(&n.value))
+            };
+            if can {
+                let key = self.node(cursor).key.clone();
+                self.remove(&key);
+                evicted += 1;
+            }
+            cursor = prev;
+        }
+        evicted
+    }
+
+    /// Entries from most to least recently used.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&DomainName, &V)> {
+        let mut cursor = self.head;
+        std::iter::from_fn(move || {
+            let n = self.nodes.get(cursor as usize)?;
+            cursor = n.next;
+            Some((&n.key, &n.value))
+        })
+    }
+
+    pub(super) fn clear(&mut self) {
+        *self = Self::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> DomainName {
+        DomainName::parse(s).unwrap()
+    }
+
+    fn keys(lru: &Lru<u32>) -> Vec<String> {
+        lru.iter().map(|(k, _)| k.to_string()).collect()
+    }
+
+    #[test]
+    fn order_and_eviction() {
+        let mut lru = Lru::new();
+        for (i, d) in ["a.example", "b.example", "c.example"].iter().enumerate() {
+            lru.insert(name(d), i as u32);
+        }
+        assert_eq!(keys(&lru), ["c.example", "b.example", "a.example"]);
+        assert_eq!(lru.get_mut(&name("a.example")), Some(&mut 0));
+        assert_eq!(keys(&lru), ["a.example", "c.example", "b.example"]);
+        assert_eq!(lru.peek(&name("b.example")), Some(&1));
+        assert_eq!(keys(&lru), ["a.example", "c.example", "b.example"]);
+        // b is least recently used, but pinned: c goes instead.
+        assert_eq!(lru.evict_to(2, |&v| v != 1), 1);
+        assert_eq!(keys(&lru), ["a.example", "b.example"]);
+        assert_eq!(lru.remove(&name("a.example")), Some(0));
+        lru.insert(name("d.example"), 3);
+        lru.insert(name("b.example"), 9);
+        assert_eq!(keys(&lru), ["b.example", "d.example"]);
+        assert_eq!(lru.len(), 2);
+        assert_eq!(lru.evict_to(0, |_| false), 0);
+        lru.clear();
+        assert_eq!(lru.len(), 0);
+        assert!(keys(&lru).is_empty());
+    }
+}

@@ -1,0 +1,896 @@
+//! The MTA-STS policy cache (RFC 8461 §3.3, §5.1, §10): where downgrade
+//! attacks are won or lost.
+//!
+//! The cache does no IO and never reads the clock. It answers two
+//! questions:
+//!
+//! - [`PolicyCache::decide`]: given the outcome of the `_mta-sts` TXT lookup
+//!   and `now`, apply a policy (and why), fetch one (with the id), or
+//!   apply none (and why);
+//! - [`PolicyCache::record_fetch`]: given the result of that fetch, what
+//!   applies now.
+//!
+//! [`PolicyCache::lookup`] drives both around a fetch function the caller
+//! supplies, with a single-flight guard: concurrent lookups of one domain
+//! make one fetch and all get its answer.
+//!
+//! The rules (each a named test):
+//!
+//! - same id and not expired: use the cache, no fetch (§3.3);
+//! - id changed, entry expired, or no entry: fetch (§3.3, §5.1);
+//! - a failed fetch never evicts a live entry (§5.1, §10);
+//! - without a live entry a failed fetch gives no policy, and that
+//!   (domain, id) is not fetched again for [`CacheConfig::fetch_backoff`]
+//!   (default 5 minutes);
+//! - a missing, invalid or failing TXT lookup keeps a live entry in force
+//!   (§5.1, §10.2);
+//! - a fetched `mode: none` replaces the entry (§8.3);
+//! - an entry expires at fetch time + `max_age` (after the clamp); with
+//!   `max_age: 0` the policy applies to the delivery that fetched it only;
+//! - an expired policy never applies.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::{Duration, SystemTime};
+//! use smtp_tls_policy::cache::{Decision, PolicyCache, TxtLookup};
+//! use smtp_tls_policy::name::DomainName;
+//! use smtp_tls_policy::sts::{Policy, PolicyId};
+//!
+//! let cache = PolicyCache::default();
+//! let domain = DomainName::parse("example.com").unwrap();
+//! let id = PolicyId::parse("20160831085700Z").unwrap();
+//! let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+//!
+//! // First delivery: nothing cached, so fetch.
+//! assert_eq!(cache.decide(&domain, TxtLookup::Record(id), now), Decision::Fetch { id });
+//! let policy = Policy::parse("version: STSv1\nmode: enforce\nmx: mx.example.com\nmax_age: 86400\n").unwrap();
+//! let applied = cache.record_fetch(&domain, id, Ok(policy), now);
+//! assert!(applied.policy().is_some());
+//!
+//! // An hour later, same id: the cached policy, no fetch.
+//! let later = now + Duration::from_secs(3600);
+//! assert!(matches!(cache.decide(&domain, TxtLookup::Record(id), later), Decision::Apply { .. }));
+//! // The TXT record vanished (an attacker?): the live policy still applies.
+//! assert!(cache.decide(&domain, TxtLookup::NoRecord, later).policy().is_some());
+//! ```
+
+mod lru;
+mod snapshot;
+mod store;
+
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::name::DomainName;
+use crate::report::ResultType;
+use crate::sts::{Policy, PolicyId};
+
+use lru::Lru;
+
+pub use snapshot::SnapshotError;
+#[cfg(feature = "fs")]
+pub use snapshot::{load_snapshot, save_snapshot};
+pub use store::{CacheStore, MemoryStore, StoreError, StoredPolicy};
+
+/// The outcome of the `_mta-sts` TXT lookup for a domain (RFC 8461 §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TxtLookup {
+    /// Exactly one valid record, with this id.
+    Record(PolicyId),
+    /// No record beginning with `v=STSv1` (NXDOMAIN, NODATA, or none of
+    /// that version).
+    NoRecord,
+    /// Several records, or one that does not parse.
+    Invalid,
+    /// The lookup failed (SERVFAIL, timeout, bogus DNSSEC).
+    Failed,
+}
+
+/// Why a fetch failed: its TLS-RPT result type and the underlying error.
+#[derive(Debug, Clone)]
+pub struct FetchFailure {
+    result_type: ResultType,
+    error: Arc<dyn std::error::Error + Send + Sync>,
+}
+
+impl FetchFailure {
+    /// A failure with its TLS-RPT result type (`sts-policy-fetch-error`,
+    /// `sts-webpki-invalid` or `sts-policy-invalid`) and cause.
+    pub fn new(result_type: ResultType, error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self { result_type, error: Arc::new(error) }
+    }
+
+    /// A policy body that did not parse (`sts-policy-invalid`).
+    pub fn invalid(error: crate::ParseError) -> Self {
+        Self::new(ResultType::StsPolicyInvalid, error)
+    }
+
+    /// The TLS-RPT result type.
+    pub fn result_type(&self) -> ResultType {
+        self.result_type
+    }
+
+    /// The underlying error.
+    pub fn error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.error
+    }
+}
+
+impl PartialEq for FetchFailure {
+    /// Failures compare by result type and message.
+    fn eq(&self, other: &Self) -> bool {
+        self.result_type == other.result_type && self.error.to_string() == other.error.to_string()
+    }
+}
+
+impl Eq for FetchFailure {}
+
+impl fmt::Display for FetchFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.error, self.result_type)
+    }
+}
+
+/// Why a cached or fetched policy applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ApplyReason {
+    /// Just fetched (RFC 8461 §3.3).
+    Fetched,
+    /// Cached, not expired, and the TXT id is unchanged (RFC 8461 §3.3).
+    SameId,
+    /// The TXT id changed but the fetch failed (now or within the back-off);
+    /// the cached policy is still live (RFC 8461 §5.1).
+    FetchFailed(FetchFailure),
+    /// No TXT record now, but the cached policy is live (RFC 8461 §5.1).
+    TxtMissing,
+    /// The TXT RRset is invalid now, but the cached policy is live.
+    TxtInvalid,
+    /// The TXT lookup failed, but the cached policy is live.
+    TxtLookupFailed,
+}
+
+/// Why no policy applies: deliver as if the domain had no MTA-STS
+/// (RFC 8461 §3.3, §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NoPolicyReason {
+    /// No TXT record and nothing live cached.
+    NoTxtRecord,
+    /// An invalid TXT RRset and nothing live cached.
+    TxtInvalid,
+    /// The TXT lookup failed and nothing live cached.
+    TxtLookupFailed,
+    /// The fetch failed and nothing live cached.
+    FetchFailed(FetchFailure),
+    /// The fetch for this id failed recently; it is not retried before
+    /// `until` (seconds since the Unix epoch).
+    Backoff {
+        /// The failure that started the back-off.
+        failure: FetchFailure,
+        /// When a fetch may be tried again, seconds since the Unix epoch.
+        until: u64,
+    },
+}
+
+/// What the cache says to do.
+#[must_use = "the decision says which policy applies"]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Decision {
+    /// Apply this policy (its mode may be `none`, which applies nothing).
+    Apply {
+        /// The policy.
+        policy: Arc<Policy>,
+        /// Its id.
+        id: PolicyId,
+        /// Why it applies.
+        reason: ApplyReason,
+    },
+    /// Fetch the policy for this id, then call
+    /// [`PolicyCache::record_fetch`].
+    Fetch {
+        /// The id the TXT record carries.
+        id: PolicyId,
+    },
+    /// No policy applies.
+    NoPolicy(NoPolicyReason),
+}
+
+impl Decision {
+    /// The policy that applies, if any.
+    pub fn policy(&self) -> Option<&Arc<Policy>> {
+        match self {
+            Self::Apply { policy, .. } => Some(policy),
+            _ => None,
+        }
+    }
+}
+
+/// Cache settings. `Default` gives the values of DESIGN.md.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CacheConfig {
+    /// The most domains held (default 100 000). When an insert goes over,
+    /// the least recently used entries of the inserting shard go first; an
+    /// entry being fetched is never evicted.
+    pub capacity: usize,
+    /// How long a failed fetch of one (domain, id) suppresses another
+    /// (default 5 minutes).
+    pub fetch_backoff: Duration,
+    /// Refresh a live policy this long after it was fetched (default 24 h;
+    /// RFC 8461 §10.2 suggests daily).
+    pub refresh_interval: Duration,
+    /// Refresh a live policy when less than this fraction of its `max_age`
+    /// is left (default 0.5).
+    pub refresh_fraction: f64,
+    /// Number of independently locked shards (default 64; rounded up to a
+    /// power of two). The LRU order is exact within a shard; with one shard
+    /// it is exact for the whole cache.
+    pub shards: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 100_000,
+            fetch_backoff: Duration::from_secs(300),
+            refresh_interval: Duration::from_secs(86_400),
+            refresh_fraction: 0.5,
+            shards: 64,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// Sets [`capacity`](Self::capacity).
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Sets [`fetch_backoff`](Self::fetch_backoff).
+    pub fn fetch_backoff(mut self, backoff: Duration) -> Self {
+        self.fetch_backoff = backoff;
+        self
+    }
+
+    /// Sets [`refresh_interval`](Self::refresh_interval).
+    pub fn refresh_interval(mut self, interval: Duration) -> Self {
+        self.refresh_interval = interval;
+        self
+    }
+
+    /// Sets [`refresh_fraction`](Self::refresh_fraction), clamped to 0–1.
+    pub fn refresh_fraction(mut self, fraction: f64) -> Self {
+        self.refresh_fraction = if fraction.is_nan() { 0.0 } else { fraction.clamp(0.0, 1.0) };
+        self
+    }
+
+    /// Sets [`shards`](Self::shards).
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = shards;
+        self
+    }
+}
+
+/// A policy as cached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cached {
+    id: PolicyId,
+    policy: Arc<Policy>,
+    fetched_at: u64,
+    expires_at: u64,
+}
+
+/// A failed fetch of one id, suppressing another until `until`.
+#[derive(Debug, Clone)]
+struct Failed {
+    id: PolicyId,
+    until: u64,
+    failure: FetchFailure,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    policy: Option<Cached>,
+    /// Rare, so boxed: it keeps the entry small.
+    failed: Option<Box<Failed>>,
+    /// Lookups with a fetch in flight; a pinned entry is never evicted.
+    pinned: u32,
+}
+
+impl Entry {
+    fn live(&self, now: u64) -> Option<&Cached> {
+        self.policy.as_ref().filter(|c| now < c.expires_at)
+    }
+
+    fn backing_off(&self, id: PolicyId, now: u64) -> Option<&Failed> {
+        self.failed.as_deref().filter(|f| f.id == id && now < f.until)
+    }
+
+    /// RFC 8461 §3.3, §5.1: the decision for a TXT outcome.
+    fn decide(&self, txt: TxtLookup, now: u64) -> Decision {
+        let live = self.live(now);
+        let apply = |c: &Cached, reason| Decision::Apply { policy: Arc::clone(&c.policy), id: c.id, reason };
+        match txt {
+            TxtLookup::Record(id) => {
+                if let Some(c) = live.filter(|c| c.id == id) {
+                    return apply(c, ApplyReason::SameId);
+                }
+                match (self.backing_off(id, now), live) {
+                    (Some(f), Some(c)) => apply(c, ApplyReason::FetchFailed(f.failure.clone())),
+                    (Some(f), None) => {
+                        Decision::NoPolicy(NoPolicyReason::Backoff { failure: f.failure.clone(), until: f.until })
+                    }
+                    (None, _) => Decision::Fetch { id },
+                }
+            }
+            TxtLookup::NoRecord => {
+                live.map_or(Decision::NoPolicy(NoPolicyReason::NoTxtRecord), |c| apply(c, ApplyReason::TxtMissing))
+            }
+            TxtLookup::Invalid => {
+                live.map_or(Decision::NoPolicy(NoPolicyReason::TxtInvalid), |c| apply(c, ApplyReason::TxtInvalid))
+            }
+            TxtLookup::Failed => live.map_or(Decision::NoPolicy(NoPolicyReason::TxtLookupFailed), |c| {
+                apply(c, ApplyReason::TxtLookupFailed)
+            }),
+        }
+    }
+
+    /// RFC 8461 §3.3, §5.1: records a fetch result and says what applies.
+    fn record(&mut self, id: PolicyId, result: Result<Policy, FetchFailure>, now: u64, backoff: u64) -> Decision {
+        match result {
+            Ok(policy) => {
+                let expires_at = now.saturating_add(u64::from(policy.max_age_value().as_secs()));
+                let policy = Arc::new(policy);
+                self.policy = Some(Cached { id, policy: Arc::clone(&policy), fetched_at: now, expires_at });
+                self.failed = None;
+                Decision::Apply { policy, id, reason: ApplyReason::Fetched }
+            }
+            Err(failure) => {
+                self.failed =
+                    Some(Box::new(Failed { id, until: now.saturating_add(backoff), failure: failure.clone() }));
+                match self.live(now) {
+                    Some(c) => Decision::Apply {
+                        policy: Arc::clone(&c.policy),
+                        id: c.id,
+                        reason: ApplyReason::FetchFailed(failure),
+                    },
+                    None => Decision::NoPolicy(NoPolicyReason::FetchFailed(failure)),
+                }
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.policy.is_none() && self.failed.is_none()
+    }
+}
+
+/// One in-flight fetch that concurrent lookups wait for.
+#[derive(Default)]
+struct Flight {
+    result: Mutex<Option<Decision>>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: u64,
+    misses: u64,
+    fetches: u64,
+    evictions: u64,
+}
+
+struct Shard {
+    entries: Lru<Entry>,
+    flights: HashMap<DomainName, (PolicyId, Arc<Flight>)>,
+    counters: Counters,
+}
+
+/// What an operator sees of one cache entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EntryInfo {
+    /// The policy domain.
+    pub domain: DomainName,
+    /// The cached policy and its id, live or expired.
+    pub policy: Option<(PolicyId, Arc<Policy>)>,
+    /// When it was fetched and when it expires, seconds since the epoch.
+    pub fetched_at: Option<u64>,
+    /// See `fetched_at`.
+    pub expires_at: Option<u64>,
+    /// The last failed fetch: the id, its failure, and the end of its
+    /// back-off (seconds since the epoch).
+    pub last_failure: Option<(PolicyId, FetchFailure, u64)>,
+    /// Whether a fetch is in flight.
+    pub fetching: bool,
+}
+
+/// Counters of the cache's work since it was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Domains held.
+    pub entries: usize,
+    /// Decisions that applied a cached policy.
+    pub hits: u64,
+    /// Decisions that needed a fetch.
+    pub misses: u64,
+    /// Fetches run by [`PolicyCache::lookup`].
+    pub fetches: u64,
+    /// Entries evicted to stay within capacity.
+    pub evictions: u64,
+}
+
+/// A bounded, sharded, thread-safe MTA-STS policy cache keyed by policy
+/// domain. See the [module docs](self) for the rules.
+pub struct PolicyCache {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
+    config: CacheConfig,
+    /// Entries held across all shards, kept within `config.capacity`.
+    len: AtomicUsize,
+    store: Option<Arc<dyn CacheStore>>,
+}
+
+impl Default for PolicyCache {
+    fn default() -> Self {
+        Self::new(CacheConfig::default())
+    }
+}
+
+impl fmt::Debug for PolicyCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyCache").field("config", &self.config).field("stats", &self.stats()).finish()
+    }
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// A poisoned lock only means another thread panicked while holding it;
+/// the entries stay consistent (every update is a single assignment).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl PolicyCache {
+    /// An empty cache.
+    pub fn new(config: CacheConfig) -> Self {
+        let count = config.shards.clamp(1, 1 << 16).next_power_of_two();
+        let shards = (0..count)
+            .map(|_| Mutex::new(Shard { entries: Lru::new(), flights: HashMap::new(), counters: Counters::default() }))
+            .collect();
+        Self { shards, hasher: RandomState::new(), config, len: AtomicUsize::new(0), store: None }
+    }
+
+    /// Backs the cache with a shared store: a domain not held in memory is
+    /// looked up there, and every fetched policy and purge is written
+    /// through, so that a cluster of MTAs shares what each fetched.
+    pub fn with_store(mut self, store: Arc<dyn CacheStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CacheConfig {
+        &self.config
+    }
+
+    fn shard(&self, domain: &DomainName) -> MutexGuard<'_, Shard> {
+        let h = self.hasher.hash_one(domain);
+        // The shard count is a power of two.
+        lock(&self.shards[(h as usize) & (self.shards.len() - 1)])
+    }
+
+    /// On a miss, brings a live policy from the shared store into memory
+    /// when it is newer than what is held. Returns whether it did.
+    fn load_from_store(&self, shard: &mut Shard, domain: &DomainName, now: u64) -> bool {
+        let Some(store) = &self.store else {
+            return false;
+        };
+        let Ok(Some(stored)) = store.load(domain) else {
+            return false;
+        };
+        let cached = stored.into_cached();
+        if now >= cached.expires_at {
+            return false;
+        }
+        let held = shard.entries.peek(domain).and_then(|e| e.policy.as_ref()).map(|c| c.fetched_at);
+        if held.is_some_and(|at| at >= cached.fetched_at) {
+            return false;
+        }
+        match shard.entries.get_mut(domain) {
+            Some(entry) => entry.policy = Some(cached),
+            None => self.insert(shard, domain.clone(), Entry { policy: Some(cached), ..Entry::default() }),
+        }
+        true
+    }
+
+    fn insert(&self, shard: &mut Shard, domain: DomainName, entry: Entry) {
+        let before = shard.entries.len();
+        shard.entries.insert(domain, entry);
+        self.track(shard, before);
+    }
+
+    /// Accounts for a change of the shard's size from `before`, then, when
+    /// the whole cache is over capacity, evicts the shard's least recently
+    /// used unpinned entries.
+    fn track(&self, shard: &mut Shard, before: usize) {
+        let after = shard.entries.len();
+        if after >= before {
+            self.len.fetch_add(after - before, Ordering::Relaxed);
+        } else {
+            self.len.fetch_sub(before - after, Ordering::Relaxed);
+        }
+        let excess = self.len.load(Ordering::Relaxed).saturating_sub(self.config.capacity.max(1));
+        if excess > 0 {
+            let evicted = shard.entries.evict_to(after.saturating_sub(excess), |e| e.pinned == 0);
+            self.len.fetch_sub(evicted, Ordering::Relaxed);
+            shard.counters.evictions += evicted as u64;
+        }
+    }
+
+    /// What to do for `domain` given the outcome of its TXT lookup at
+    /// `now` (RFC 8461 §3.3, §5.1). See the [module docs](self).
+    pub fn decide(&self, domain: &DomainName, txt: TxtLookup, now: SystemTime) -> Decision {
+        let mut shard = self.shard(domain);
+        self.decide_locked(&mut shard, domain, txt, secs(now))
+    }
+
+    fn decide_locked(&self, shard: &mut Shard, domain: &DomainName, txt: TxtLookup, now: u64) -> Decision {
+        let held = |shard: &mut Shard| match shard.entries.get_mut(domain) {
+            Some(entry) => entry.decide(txt, now),
+            None => Entry::default().decide(txt, now),
+        };
+        let mut decision = held(shard);
+        if !matches!(decision, Decision::Apply { reason: ApplyReason::SameId, .. })
+            && self.load_from_store(shard, domain, now)
+        {
+            decision = held(shard);
+        }
+        match decision {
+            Decision::Apply { .. } => shard.counters.hits += 1,
+            Decision::Fetch { .. } => shard.counters.misses += 1,
+            Decision::NoPolicy(_) => {}
+        }
+        decision
+    }
+
+    /// Records the result of fetching the policy `id` of `domain` at `now`
+    /// and says what applies (RFC 8461 §3.3, §5.1). A success replaces the
+    /// entry (a `mode: none` policy too); a failure keeps a live entry and
+    /// starts the back-off for that id.
+    pub fn record_fetch(
+        &self,
+        domain: &DomainName,
+        id: PolicyId,
+        result: Result<Policy, FetchFailure>,
+        now: SystemTime,
+    ) -> Decision {
+        let mut shard = self.shard(domain);
+        self.record_locked(&mut shard, domain, id, result, secs(now))
+    }
+
+    fn record_locked(
+        &self,
+        shard: &mut Shard,
+        domain: &DomainName,
+        id: PolicyId,
+        result: Result<Policy, FetchFailure>,
+        now: u64,
+    ) -> Decision {
+        let backoff = self.config.fetch_backoff.as_secs();
+        let decision = match shard.entries.get_mut(domain) {
+            Some(entry) => entry.record(id, result, now, backoff),
+            None => {
+                let mut entry = Entry::default();
+                let decision = entry.record(id, result, now, backoff);
+                self.insert(shard, domain.clone(), entry);
+                decision
+            }
+        };
+        if let (Some(store), Decision::Apply { reason: ApplyReason::Fetched, .. }) = (&self.store, &decision)
+            && let Some(Entry { policy: Some(cached), .. }) = shard.entries.peek(domain)
+        {
+            // A store that cannot be written loses only the sharing.
+            let _ = store.save(domain, &StoredPolicy::from_cached(cached));
+        }
+        decision
+    }
+
+    /// [`decide`](Self::decide), and when a fetch is needed, `fetch` it and
+    /// [`record_fetch`](Self::record_fetch) — with one fetch for any number
+    /// of concurrent lookups of the same domain and id: the first caller
+    /// runs `fetch`, the others wait for its answer. The entry is pinned
+    /// (never evicted) while the fetch runs.
+    ///
+    /// `fetch` does the IO (the HTTPS request of RFC 8461 §3.3); `now` is
+    /// the time of the lookup and is also used to record the result.
+    pub fn lookup(
+        &self,
+        domain: &DomainName,
+        txt: TxtLookup,
+        now: SystemTime,
+        fetch: impl FnOnce(PolicyId) -> Result<Policy, FetchFailure>,
+    ) -> Decision {
+        let now = secs(now);
+        let (id, flight) = {
+            let mut shard = self.shard(domain);
+            let decision = self.decide_locked(&mut shard, domain, txt, now);
+            let Decision::Fetch { id } = decision else {
+                return decision;
+            };
+            if let Some((flying, flight)) = shard.flights.get(domain)
+                && *flying == id
+            {
+                let flight = Arc::clone(flight);
+                drop(shard);
+                return wait(&flight);
+            }
+            let flight = Arc::new(Flight::default());
+            shard.flights.insert(domain.clone(), (id, Arc::clone(&flight)));
+            let before = shard.entries.len();
+            if shard.entries.peek(domain).is_none() {
+                shard.entries.insert(domain.clone(), Entry::default());
+            }
+            if let Some(entry) = shard.entries.get_mut(domain) {
+                entry.pinned += 1;
+            }
+            self.track(&mut shard, before);
+            shard.counters.fetches += 1;
+            (id, flight)
+        };
+        // If `fetch` panics, waiters get a failure instead of hanging.
+        let mut guard = FlightGuard { cache: self, domain, id, flight: &flight, now, done: false };
+        let result = fetch(id);
+        guard.finish(result)
+    }
+
+    /// Domains whose live policy is due for a proactive refresh at `now`:
+    /// fetched at least [`CacheConfig::refresh_interval`] ago, or with less
+    /// than [`CacheConfig::refresh_fraction`] of `max_age` left, neither
+    /// being fetched nor within the back-off of a failed fetch. Refresh each
+    /// with [`refresh`](Self::refresh) after a new TXT lookup (RFC 8461
+    /// §10.2).
+    pub fn due_for_refresh(&self, now: SystemTime) -> Vec<DomainName> {
+        let now = secs(now);
+        let interval = self.config.refresh_interval.as_secs();
+        let fraction = self.config.refresh_fraction;
+        let mut due = Vec::new();
+        for shard in &*self.shards {
+            let shard = lock(shard);
+            for (domain, entry) in shard.entries.iter() {
+                let Some(c) = entry.live(now) else { continue };
+                let lifetime = c.expires_at - c.fetched_at;
+                let left = c.expires_at - now;
+                let old = now.saturating_sub(c.fetched_at) >= interval;
+                let short = (left as f64) < fraction * lifetime as f64;
+                let failed_lately = entry.failed.as_ref().is_some_and(|f| now < f.until);
+                if (old || short) && entry.pinned == 0 && !failed_lately {
+                    due.push(domain.clone());
+                }
+            }
+        }
+        due
+    }
+
+    /// A proactive refresh: like [`decide`](Self::decide), but a live
+    /// policy with an unchanged id is fetched again too (to extend its
+    /// lifetime before it expires), unless that id is backing off. Returns
+    /// `Fetch` or what applies without one.
+    pub fn refresh(&self, domain: &DomainName, txt: TxtLookup, now: SystemTime) -> Decision {
+        let mut shard = self.shard(domain);
+        let now = secs(now);
+        let decision = self.decide_locked(&mut shard, domain, txt, now);
+        let backing_off = |id| shard.entries.peek(domain).is_some_and(|e| e.backing_off(id, now).is_some());
+        match (decision, txt) {
+            (Decision::Apply { reason: ApplyReason::SameId, .. }, TxtLookup::Record(id)) if !backing_off(id) => {
+                Decision::Fetch { id }
+            }
+            (other, _) => other,
+        }
+    }
+
+    /// What the cache holds for `domain`.
+    pub fn entry(&self, domain: &DomainName) -> Option<EntryInfo> {
+        let shard = self.shard(domain);
+        shard.entries.peek(domain).filter(|e| !e.is_empty()).map(|e| info(domain, e))
+    }
+
+    /// Every entry, most recently used first within each shard.
+    pub fn entries(&self) -> Vec<EntryInfo> {
+        let mut all = Vec::new();
+        for shard in &*self.shards {
+            let shard = lock(shard);
+            all.extend(shard.entries.iter().filter(|(_, e)| !e.is_empty()).map(|(d, e)| info(d, e)));
+        }
+        all
+    }
+
+    /// Forgets `domain` (and removes it from the store): the operator's
+    /// answer to a domain that changed its policy without changing the id.
+    /// A fetch in flight still records its result. Returns whether anything
+    /// was held.
+    pub fn purge(&self, domain: &DomainName) -> bool {
+        let mut shard = self.shard(domain);
+        let before = shard.entries.len();
+        let held = match shard.entries.peek(domain) {
+            Some(e) if e.pinned > 0 => {
+                let held = !e.is_empty();
+                if let Some(e) = shard.entries.get_mut(domain) {
+                    (e.policy, e.failed) = (None, None);
+                }
+                held
+            }
+            Some(_) => shard.entries.remove(domain).is_some_and(|e| !e.is_empty()),
+            None => false,
+        };
+        self.track(&mut shard, before);
+        if let Some(store) = &self.store {
+            let _ = store.remove(domain);
+        }
+        held
+    }
+
+    /// Forgets every domain held in memory (the store is left alone).
+    pub fn purge_all(&self) {
+        for shard in &*self.shards {
+            let mut shard = lock(shard);
+            let before = shard.entries.len();
+            let pinned: Vec<DomainName> =
+                shard.entries.iter().filter(|(_, e)| e.pinned > 0).map(|(d, _)| d.clone()).collect();
+            let mut kept = Vec::new();
+            for d in pinned {
+                if let Some(mut e) = shard.entries.remove(&d) {
+                    (e.policy, e.failed) = (None, None);
+                    kept.push((d, e));
+                }
+            }
+            shard.entries.clear();
+            for (d, e) in kept {
+                shard.entries.insert(d, e);
+            }
+            self.track(&mut shard, before);
+        }
+    }
+
+    /// Counters and the number of domains held.
+    pub fn stats(&self) -> CacheStats {
+        let mut stats = CacheStats::default();
+        for shard in &*self.shards {
+            let shard = lock(shard);
+            stats.entries += shard.entries.len();
+            stats.hits += shard.counters.hits;
+            stats.misses += shard.counters.misses;
+            stats.fetches += shard.counters.fetches;
+            stats.evictions += shard.counters.evictions;
+        }
+        stats
+    }
+
+    /// Every live policy, for a snapshot.
+    fn live_policies(&self, now: u64) -> Vec<(DomainName, Cached)> {
+        let mut all = Vec::new();
+        for shard in &*self.shards {
+            let shard = lock(shard);
+            all.extend(shard.entries.iter().filter_map(|(d, e)| e.live(now).map(|c| (d.clone(), c.clone()))));
+        }
+        all
+    }
+
+    /// Inserts restored policies that are newer than what is held; returns
+    /// how many it inserted.
+    fn restore_policies(&self, policies: Vec<(DomainName, Cached)>) -> usize {
+        let mut inserted = 0;
+        for (domain, cached) in policies {
+            let mut shard = self.shard(&domain);
+            let newer = shard
+                .entries
+                .peek(&domain)
+                .and_then(|e| e.policy.as_ref())
+                .is_none_or(|held| held.fetched_at < cached.fetched_at);
+            if newer {
+                let entry = Entry { policy: Some(cached), failed: None, pinned: 0 };
+                self.insert(&mut shard, domain, entry);
+                inserted += 1;
+            }
+        }
+        inserted
+    }
+}
+
+fn info(domain: &DomainName, e: &Entry) -> EntryInfo {
+    EntryInfo {
+        domain: domain.clone(),
+        policy: e.policy.as_ref().map(|c| (c.id, Arc::clone(&c.policy))),
+        fetched_at: e.policy.as_ref().map(|c| c.fetched_at),
+        expires_at: e.policy.as_ref().map(|c| c.expires_at),
+        last_failure: e.failed.as_ref().map(|f| (f.id, f.failure.clone(), f.until)),
+        fetching: e.pinned > 0,
+    }
+}
+
+fn wait(flight: &Flight) -> Decision {
+    let mut result = lock(&flight.result);
+    loop {
+        if let Some(d) = result.as_ref() {
+            return d.clone();
+        }
+        result = flight.done.wait(result).unwrap_or_else(PoisonError::into_inner);
+    }
+}
+
+/// Publishes a lookup's fetch result to its waiters, and unpins the entry,
+/// even when the fetch function panics.
+struct FlightGuard<'a> {
+    cache: &'a PolicyCache,
+    domain: &'a DomainName,
+    id: PolicyId,
+    flight: &'a Arc<Flight>,
+    now: u64,
+    done: bool,
+}
+
+/// The error a waiter sees when the fetching thread panicked.
+#[derive(Debug, thiserror::Error)]
+#[error("the policy fetch was abandoned (the fetching thread panicked); the next lookup fetches again")]
+struct FetchAbandoned;
+
+impl FlightGuard<'_> {
+    fn finish(&mut self, result: Result<Policy, FetchFailure>) -> Decision {
+        self.done = true;
+        let decision = {
+            let mut shard = self.cache.shard(self.domain);
+            let decision = self.cache.record_locked(&mut shard, self.domain, self.id, result, self.now);
+            self.unpin(&mut shard);
+            decision
+        };
+        *lock(&self.flight.result) = Some(decision.clone());
+        self.flight.done.notify_all();
+        decision
+    }
+
+    fn unpin(&self, shard: &mut Shard) {
+        if shard.flights.get(self.domain).is_some_and(|(_, f)| Arc::ptr_eq(f, self.flight)) {
+            shard.flights.remove(self.domain);
+        }
+        if let Some(e) = shard.entries.get_mut(self.domain) {
+            e.pinned = e.pinned.saturating_sub(1);
+        }
+        let before = shard.entries.len();
+        self.cache.track(shard, before);
+    }
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let decision = {
+            let mut shard = self.cache.shard(self.domain);
+            self.unpin(&mut shard);
+            let failure = FetchFailure::new(ResultType::StsPolicyFetchError, FetchAbandoned);
+            match shard.entries.peek(self.domain).and_then(|e| e.live(self.now)) {
+                Some(c) => Decision::Apply {
+                    policy: Arc::clone(&c.policy),
+                    id: c.id,
+                    reason: ApplyReason::FetchFailed(failure),
+                },
+                None => Decision::NoPolicy(NoPolicyReason::FetchFailed(failure)),
+            }
+        };
+        *lock(&self.flight.result) = Some(decision);
+        self.flight.done.notify_all();
+    }
+}

@@ -1,0 +1,82 @@
+//! A store behind the cache, so that a cluster of MTAs can share the
+//! policies each one fetched.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::{Cached, lock};
+use crate::name::DomainName;
+use crate::sts::{Policy, PolicyId};
+
+/// A fetched policy as a store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoredPolicy {
+    /// The TXT id it was fetched for.
+    pub id: PolicyId,
+    /// The policy.
+    pub policy: Arc<Policy>,
+    /// When it was fetched, seconds since the Unix epoch.
+    pub fetched_at: u64,
+    /// When it expires (fetch time + max_age), seconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+impl StoredPolicy {
+    /// A stored policy; `expires_at` is `fetched_at` + the policy's max_age.
+    pub fn new(id: PolicyId, policy: Arc<Policy>, fetched_at: u64) -> Self {
+        let expires_at = fetched_at.saturating_add(u64::from(policy.max_age_value().as_secs()));
+        Self { id, policy, fetched_at, expires_at }
+    }
+
+    pub(super) fn from_cached(c: &Cached) -> Self {
+        Self { id: c.id, policy: Arc::clone(&c.policy), fetched_at: c.fetched_at, expires_at: c.expires_at }
+    }
+
+    pub(super) fn into_cached(self) -> Cached {
+        Cached { id: self.id, policy: self.policy, fetched_at: self.fetched_at, expires_at: self.expires_at }
+    }
+}
+
+/// Why a store could not serve a request. The cache treats every store
+/// error as "not in the store": sharing is lost, protection is not.
+#[derive(Debug, thiserror::Error)]
+#[error("policy store: {0}")]
+pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+/// A shared backend for [`PolicyCache`](super::PolicyCache): Redis, a
+/// database, a file per domain. The cache reads it on a miss (no live
+/// policy in memory), writes every fetched policy through, and removes
+/// purged domains. Calls are made with a shard lock held, so they should
+/// answer fast; a slow store slows lookups of the domains in that shard.
+pub trait CacheStore: Send + Sync {
+    /// The stored policy of `domain`, if any.
+    fn load(&self, domain: &DomainName) -> Result<Option<StoredPolicy>, StoreError>;
+    /// Stores (replaces) the policy of `domain`.
+    fn save(&self, domain: &DomainName, policy: &StoredPolicy) -> Result<(), StoreError>;
+    /// Forgets `domain`.
+    fn remove(&self, domain: &DomainName) -> Result<(), StoreError>;
+}
+
+/// A [`CacheStore`] in memory, shared between caches of one process (and
+/// a model for a real backend).
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    policies: Mutex<HashMap<DomainName, StoredPolicy>>,
+}
+
+impl CacheStore for MemoryStore {
+    fn load(&self, domain: &DomainName) -> Result<Option<StoredPolicy>, StoreError> {
+        Ok(lock(&self.policies).get(domain).cloned())
+    }
+
+    fn save(&self, domain: &DomainName, policy: &StoredPolicy) -> Result<(), StoreError> {
+        lock(&self.policies).insert(domain.clone(), policy.clone());
+        Ok(())
+    }
+
+    fn remove(&self, domain: &DomainName) -> Result<(), StoreError> {
+        lock(&self.policies).remove(domain);
+        Ok(())
+    }
+}
