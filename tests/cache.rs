@@ -277,6 +277,13 @@ fn capacity_is_exact_across_shards() {
     assert_eq!((cache.stats().entries, cache.stats().evictions), (1_000, 100));
     // The newest are all held.
     assert!((1_000..1_100).all(|i| cache.entry(&domain(&format!("d{i}.example"))).is_some()));
+    // A tiny capacity over many shards still keeps the newest domain.
+    let one = PolicyCache::new(CacheConfig::default().capacity(1));
+    for n in ["a", "b", "c"] {
+        let _ = one.record_fetch(&domain(&format!("{n}.example")), id("x"), Ok(policy("enforce", 86_400)), t(0));
+        assert!(one.entry(&domain(&format!("{n}.example"))).is_some(), "{n}");
+        assert_eq!(one.stats().entries, 1);
+    }
 }
 
 /// DESIGN.md: eviction never drops an entry being fetched, so a failed

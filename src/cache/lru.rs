@@ -123,11 +123,13 @@ impl<V: Default> Lru<V> {
 
     /// Evicts least recently used entries that `evictable` allows until at
     /// most `capacity` remain; returns how many it evicted. Entries it may
-    /// not evict are passed over, never dropped.
-    pub(super) fn evict_to(&mut self, capacity: usize, evictable: impl Fn(&V) -> bool) -> usize {
+    /// not evict are passed over, never dropped; with `keep_head` the most
+    /// recently used entry is kept too.
+    pub(super) fn evict_to(&mut self, capacity: usize, keep_head: bool, evictable: impl Fn(&V) -> bool) -> usize {
         let mut evicted = 0;
         let mut cursor = self.tail;
-        while self.map.len() > capacity && cursor != NIL {
+        let stop = if keep_head { self.head } else { NIL };
+        while self.map.len() > capacity && cursor != NIL && cursor != stop {
             let (prev, can) = {
                 let n = self.node(cursor);
                 (n.prev, evictable(&n.value))
@@ -181,14 +183,18 @@ mod tests {
         assert_eq!(lru.peek(&name("b.example")), Some(&1));
         assert_eq!(keys(&lru), ["a.example", "c.example", "b.example"]);
         // b is least recently used, but pinned: c goes instead.
-        assert_eq!(lru.evict_to(2, |&v| v != 1), 1);
+        assert_eq!(lru.evict_to(2, true, |&v| v != 1), 1);
         assert_eq!(keys(&lru), ["a.example", "b.example"]);
         assert_eq!(lru.remove(&name("a.example")), Some(0));
         lru.insert(name("d.example"), 3);
         lru.insert(name("b.example"), 9);
         assert_eq!(keys(&lru), ["b.example", "d.example"]);
         assert_eq!(lru.len(), 2);
-        assert_eq!(lru.evict_to(0, |_| false), 0);
+        assert_eq!(lru.evict_to(0, false, |_| false), 0);
+        // With keep_head the most recently used entry stays.
+        assert_eq!(lru.evict_to(0, true, |_| true), 1);
+        assert_eq!(keys(&lru), ["b.example"]);
+        assert_eq!(lru.evict_to(0, false, |_| true), 1);
         lru.clear();
         assert_eq!(lru.len(), 0);
         assert!(keys(&lru).is_empty());

@@ -523,8 +523,9 @@ impl PolicyCache {
     }
 
     /// Accounts for a change of the shard's size from `before`, then, when
-    /// the whole cache is over capacity, evicts the shard's least recently
-    /// used unpinned entries.
+    /// the whole cache is over capacity, evicts least recently used
+    /// unpinned entries: of this shard first (never its most recent entry,
+    /// the one just used), then of any other shard not locked right now.
     fn track(&self, shard: &mut Shard, before: usize) {
         let after = shard.entries.len();
         if after >= before {
@@ -532,11 +533,26 @@ impl PolicyCache {
         } else {
             self.len.fetch_sub(before - after, Ordering::Relaxed);
         }
-        let excess = self.len.load(Ordering::Relaxed).saturating_sub(self.config.capacity.max(1));
-        if excess > 0 {
-            let evicted = shard.entries.evict_to(after.saturating_sub(excess), |e| e.pinned == 0);
+        let mut excess = self.len.load(Ordering::Relaxed).saturating_sub(self.config.capacity.max(1));
+        if excess == 0 {
+            return;
+        }
+        let evicted = shard.entries.evict_to(after.saturating_sub(excess), true, |e| e.pinned == 0);
+        self.len.fetch_sub(evicted, Ordering::Relaxed);
+        shard.counters.evictions += evicted as u64;
+        excess -= evicted;
+        // try_lock: waiting for another shard while holding this one could
+        // deadlock, and this shard's own lock is held (so it is skipped).
+        for other in &*self.shards {
+            if excess == 0 {
+                break;
+            }
+            let Ok(mut other) = other.try_lock() else { continue };
+            let len = other.entries.len();
+            let evicted = other.entries.evict_to(len.saturating_sub(excess), false, |e| e.pinned == 0);
             self.len.fetch_sub(evicted, Ordering::Relaxed);
-            shard.counters.evictions += evicted as u64;
+            other.counters.evictions += evicted as u64;
+            excess -= evicted;
         }
     }
 
