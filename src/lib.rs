@@ -3,12 +3,12 @@
 //! peer must be authenticated — MTA-STS ([RFC 8461]), DANE for SMTP
 //! ([RFC 7672]) — and what to report through TLS-RPT ([RFC 8460]).
 //!
-//! This release holds the core's first layers: validated
-//! [`name::DomainName`]s, the whole MTA-STS grammar of [`sts`] (the
-//! `_mta-sts` TXT record, the policy body, MX patterns), DANE in [`dane`]
-//! (TLSA records, verifying a certificate chain against them), and the
-//! MTA-STS policy [`cache`]. The decision engine, TLS-RPT reports and the
-//! IO layers follow, in the layout below.
+//! This release holds the core: validated [`name::DomainName`]s, the whole
+//! MTA-STS grammar of [`sts`] (the `_mta-sts` TXT record, the policy body,
+//! MX patterns), DANE in [`dane`] (TLSA records, verifying a certificate
+//! chain against them), the MTA-STS policy [`cache`], the decision
+//! [`engine`] and TLS-RPT in [`report`]. The IO layers follow, in the
+//! layout below.
 //!
 //! # Data flow
 //!
@@ -22,7 +22,8 @@
 //!    sts     TXT record, policy body, MX patterns          (RFC 8461 §3.1, §3.2, §4.1)
 //!    dane    TLSA records, chain verification              (RFC 7672, RFC 7671, RFC 6698)
 //!    cache   policy cache: max_age, ids, failures, LRU     (RFC 8461 §3.3, §5.1, §10)
-//!    report  TLS-RPT result types                          (RFC 8460 §4.3)
+//!    engine  destination profiles -> per-MX plan -> verdict
+//!    report  TLS-RPT record, result types, aggregate JSON  (RFC 8460)
 //!  io (cargo features, on by default; laid out, filled in by later releases)
 //!    dns, fetch, rustls, resolver
 //! ```
@@ -65,6 +66,7 @@
 
 pub mod cache;
 pub mod dane;
+pub mod engine;
 mod error;
 pub mod manual;
 pub mod name;

@@ -294,3 +294,81 @@
 //! cluster of MTAs share policies: the cache reads it when it has no live
 //! policy for a domain, writes each fetched policy through, and removes
 //! purged domains. A store error only loses the sharing.
+//!
+//! # The decision engine (DESIGN.md "Destination controls and precedence")
+//!
+//! [`engine::DestinationControls`](crate::engine::DestinationControls)
+//! holds a default profile, profiles for exact domains and for
+//! `.example.com` (every subdomain, not the domain itself; the closest
+//! entry wins), SMTP routes and two options. A profile not written in the
+//! configuration file inherits from the `default` line. Defaults: TLS
+//! Preferred, DANE Opportunistic, MTA-STS Off (as on the gateway, where
+//! turning MTA-STS on for the default profile draws a warning), queue
+//! lifetime 5 days.
+//!
+//! ## Per MX host, in order
+//!
+//! 1. A route exempts the domain from DANE and MTA-STS; only the route host
+//!    is tried, under the TLS support (Required-Verify-Hosted-Domains also
+//!    accepts the route host's name). With `route-policy-domain` (RFC 8461
+//!    §3.4) the MTA-STS facts given are those of the route host's domain and
+//!    apply to the route host.
+//! 2. DANE, only behind a secure MX RRset (RFC 7672 §2.2.1): usable TLSA →
+//!    TLS 1.2+ with DANE, MTA-STS not consulted for that host (even a host
+//!    the MTA-STS policy does not list); bogus or failed TLSA lookup → the
+//!    host is not used; secure but all unusable → TLS required,
+//!    unauthenticated (MTA-STS may still add authentication); none, insecure
+//!    or unavailable → on to MTA-STS. DANE Mandatory uses no host without
+//!    usable TLSA records, and none at all when the MX RRset is not secure
+//!    or the resolver cannot validate.
+//! 3. MTA-STS: `enforce` (or `testing` with `testing-as-enforce`) → only
+//!    listed hosts, TLS 1.2+, WebPKI for the MX host name (SAN only, no CN,
+//!    RFC 8461 §4.2); `testing` → the TLS support decides delivery, and when
+//!    the TLS support checks no certificate, a WebPKI check of the MX host
+//!    is added for TLS-RPT only; `none`, no policy, or a policy that could
+//!    not be had → the TLS support.
+//! 4. The TLS support: No (plain text), Preferred (TLS if offered),
+//!    Required (TLS), Preferred-Verify (TLS if offered, WebPKI for the
+//!    recipient domain reported but not enforced), Required-Verify (TLS,
+//!    WebPKI for the recipient domain; a certificate with no DNS SAN may
+//!    match by CN the domain or the MX host), Required-Verify-Hosted-Domains
+//!    (TLS, WebPKI for the domain, the MX host or the route host). Without
+//!    DANE or MTA-STS the lowest TLS version is left to the MTA (TLS 1.0).
+//!
+//! MTA-STS or DANE on with TLS support No is a configuration error that
+//! `validate` and `parse` report; at delivery time they are skipped and the
+//! TLS support (plain text) applies.
+//!
+//! ## Assessment and verdict
+//!
+//! Each attempt is assessed against its host's requirement: an unreachable
+//! host, missing STARTTLS where TLS is required, a TLS version below the
+//! minimum, or a failed certificate check (unless it is report-only) move
+//! on to the next host. Under Required-Verify, a certificate that names the
+//! MX host but not the recipient domain stops the attempts at once (every
+//! MX of a hosted service would do the same) with the reason "peer cert does
+//! not match domain …: the destination looks hosted …; use
+//! Required-Verify-Hosted-Domains".
+//!
+//! The verdict is Deliver on the first host that passes (with the level
+//! reached and every failure on the way, for TLS-RPT). Otherwise it is
+//! Defer: security failures are temporary. Bounce comes only once the
+//! message is older than the queue lifetime, and when an enforced MTA-STS
+//! policy caused a security failure, only after the policy was re-checked
+//! for a newer id (RFC 8461 §5.1): until then the Defer has
+//! `recheck_policy` set. Enhanced status codes (RFC 3463): X.7.4 when
+//! STARTTLS was missing, X.7.5 for other security failures, X.4.4 when no
+//! host could be reached; 2.0.0 on delivery.
+//!
+//! # TLS-RPT (RFC 8460)
+//!
+//! [`report::TlsRptRecord`](crate::report::TlsRptRecord) parses the
+//! `_smtp._tls` record: `v=TLSRPTv1` first, `rua` required with at least one
+//! `mailto:` or `https:` URI (other schemes are ignored), unknown
+//! extensions ignored, the first of a duplicated field wins; an empty field
+//! between two `;` is tolerated. [`report::select_tlsrpt`](crate::report::select_tlsrpt)
+//! applies the exactly-one rule of §3 to the RRset.
+//! [`report::Aggregator`](crate::report::Aggregator) counts sessions per
+//! policy (type, text, domain, MX patterns) and failure details, and renders
+//! the §4.4 JSON of one policy domain; empty optional members are left out;
+//! IP addresses are written in canonical form. File names follow §5.3.

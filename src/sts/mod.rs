@@ -35,6 +35,7 @@ use crate::error::{ParseError, ParseErrorKind, quote};
 
 pub use pattern::MxPattern;
 pub use policy::{MAX_AGE_CAP, MAX_AGE_DIGITS, MAX_POLICY_BYTES, Policy};
+pub(crate) use txt::exactly_one;
 pub use txt::{MAX_ID_LEN, PolicyId, STS_VERSION, TxtError, TxtRecord, select_txt};
 
 /// The longest extension or field name (RFC 8461 §3.1 `sts-ext-name`, §3.2
@@ -187,7 +188,7 @@ fn keep_first(extensions: &mut Vec<Extension>) {
 
 /// RFC 8461 §3.1 `sts-ext-name` and §3.2 `sts-policy-ext-name`: a letter or
 /// digit, then up to 31 letters, digits, `_`, `-` or `.`.
-fn is_field_name(name: &str) -> bool {
+pub(crate) fn is_field_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && b.len() <= MAX_FIELD_NAME_LEN

@@ -243,13 +243,30 @@ fn malformed(offset: usize, what: &str) -> ParseError {
     ParseError::new(ParseErrorKind::MalformedField, None, offset, format!("byte {offset}: {what}"))
 }
 
-/// Whether a record is an MTA-STS record for the purpose of RFC 8461 §3.1
-/// record selection: it begins with `v=STSv1` followed by `;`, white space
-/// or nothing. (`v=STSv10;…` is some other version and is dropped; the RFC's
-/// "records that do not begin with "v=STSv1;" are discarded" would also drop
-/// `v=STSv1 ;…`, which the ABNF allows, so white space is accepted too.)
+/// Whether a record begins with the version `tag` for the purpose of record
+/// selection (RFC 8461 §3.1, RFC 8460 §3): the tag followed by `;`, white
+/// space or nothing. (`v=STSv10;…` is some other version and is dropped;
+/// the RFCs' "records that do not begin with "v=STSv1;" are discarded"
+/// would also drop `v=STSv1 ;…`, which their ABNF allows, so white space
+/// is accepted too.)
+fn has_version(record: &str, tag: &str) -> bool {
+    record.starts_with(tag) && record.as_bytes().get(tag.len()).is_none_or(|&b| b == b';' || is_wsp(b))
+}
+
 fn is_sts_record(record: &str) -> bool {
-    record.starts_with(STS_VERSION) && record.as_bytes().get(STS_VERSION.len()).is_none_or(|&b| b == b';' || is_wsp(b))
+    has_version(record, STS_VERSION)
+}
+
+/// The one record of `rrset` that begins with the version `tag`, or how
+/// many there were when not exactly one (RFC 8461 §3.1, RFC 8460 §3).
+pub(crate) fn exactly_one<'a>(rrset: impl IntoIterator<Item = &'a str>, tag: &str) -> Result<&'a str, usize> {
+    let mut found = None;
+    let mut count = 0;
+    for record in rrset.into_iter().filter(|r| has_version(r, tag)) {
+        count += 1;
+        found.get_or_insert(record);
+    }
+    found.filter(|_| count == 1).ok_or(count)
 }
 
 impl FromStr for TxtRecord {
@@ -311,18 +328,10 @@ impl TxtError {
 /// assert_eq!(select_txt(["v=STSv1; id=a", "v=STSv1; id=b"]), Err(TxtError::Several { count: 2 }));
 /// ```
 pub fn select_txt<'a>(rrset: impl IntoIterator<Item = &'a str>) -> Result<TxtRecord, TxtError> {
-    let mut found = None;
-    let mut count = 0;
-    for record in rrset {
-        if is_sts_record(record) {
-            count += 1;
-            found.get_or_insert(record);
-        }
-    }
-    match (found, count) {
-        (Some(record), 1) => TxtRecord::parse(record).map_err(TxtError::Invalid),
-        (None, _) => Err(TxtError::NoRecord),
-        (Some(_), count) => Err(TxtError::Several { count }),
+    match exactly_one(rrset, STS_VERSION) {
+        Ok(record) => TxtRecord::parse(record).map_err(TxtError::Invalid),
+        Err(0) => Err(TxtError::NoRecord),
+        Err(count) => Err(TxtError::Several { count }),
     }
 }
 

@@ -1,8 +1,33 @@
-//! SMTP TLS Reporting (RFC 8460): the result types every failure of the
-//! crate maps to. The record parser, the aggregator and the JSON report
-//! come with the decision engine.
+//! SMTP TLS Reporting (RFC 8460): the `_smtp._tls` record, the result
+//! types every failure of the crate maps to, and the aggregate report.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use smtp_tls_policy::name::DomainName;
+//! use smtp_tls_policy::report::{Aggregator, FailureDetail, ReportMeta, ReportPolicy, ResultType};
+//! use smtp_tls_policy::sts::Policy;
+//!
+//! let domain = DomainName::parse("company-y.example").unwrap();
+//! let policy = Policy::parse("version: STSv1\nmode: testing\nmx: *.mail.company-y.example\nmax_age: 86400\n").unwrap();
+//! let sts = ReportPolicy::sts(&domain, &policy);
+//! let mut agg = Aggregator::new();
+//! agg.record_success(&sts);
+//! let mx = DomainName::parse("mx1.mail.company-y.example").unwrap();
+//! agg.record_failure(&sts, FailureDetail::new(ResultType::CertificateExpired, Some(&mx)));
+//! let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_459_468_800);
+//! let meta = ReportMeta::new("Company-X", "sts-reporting@company-x.example", "5065427c", start, start + Duration::from_secs(86_399));
+//! let json = agg.report(&domain, &meta);
+//! assert_eq!(json["policies"][0]["summary"]["total-failure-session-count"], 1);
+//! assert_eq!(json["date-range"]["end-datetime"], "2016-04-01T23:59:59Z");
+//! ```
+
+mod aggregate;
+mod record;
 
 use std::fmt;
+
+pub use aggregate::{Aggregator, FailureDetail, ReportMeta, ReportPolicy, report_filename};
+pub use record::{ReportUri, TLSRPT_VERSION, TlsRptError, TlsRptRecord, select_tlsrpt};
 
 /// A failure result type of an RFC 8460 aggregate report (§4.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
