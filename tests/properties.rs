@@ -4,6 +4,7 @@
 use proptest::prelude::*;
 use smtp_tls_policy::dane::TlsaRecord;
 use smtp_tls_policy::name::DomainName;
+use smtp_tls_policy::report::TlsRptRecord;
 use smtp_tls_policy::sts::{Mode, MxPattern, Policy, TxtRecord, select_txt};
 
 /// An LDH label of 1 to 20 characters, mixed case (not an `xn--` label:
@@ -220,6 +221,31 @@ proptest! {
     fn tlsa_any_input(s in "[0-9 ]{0,12}[0-9a-fA-F \t]{0,40}|\\PC{0,40}") {
         if let Ok(r) = TlsaRecord::parse(&s) {
             prop_assert_eq!(TlsaRecord::parse(&r.to_string()), Ok(r));
+        }
+    }
+
+    /// RFC 8460 §3: TLS-RPT records round-trip through Display, whatever the
+    /// spacing, extensions and ignored URI schemes.
+    #[test]
+    fn tlsrpt_record_roundtrip(
+        rua in prop::collection::vec("(mailto:[a-z]{1,8}@[a-z]{1,8}\\.example|https://[a-z]{1,8}\\.example/[a-z0-9]{0,8})", 1..4),
+        ext in prop::option::of(txt_extension()),
+        gap in wsp(),
+    ) {
+        let mut record = format!("v=TLSRPTv1;{gap}rua={}", rua.join(&format!("{gap},{gap}")));
+        if let Some((n, v)) = &ext {
+            record.push_str(&format!("{gap};{gap}{n}={v}"));
+        }
+        let parsed = TlsRptRecord::parse(&record).map_err(|e| TestCaseError::fail(format!("{record:?}: {e}")))?;
+        prop_assert_eq!(parsed.rua().len(), rua.len());
+        prop_assert_eq!(TlsRptRecord::parse(&parsed.to_string()), Ok(parsed));
+    }
+
+    /// Any text: a typed error or a record that round-trips.
+    #[test]
+    fn tlsrpt_any_input(s in "v=TLSRPTv1[ -~\t]{0,60}|\\PC{0,40}") {
+        if let Ok(r) = TlsRptRecord::parse(&s) {
+            prop_assert_eq!(TlsRptRecord::parse(&r.to_string()), Ok(r));
         }
     }
 }
