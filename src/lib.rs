@@ -68,6 +68,8 @@ pub mod cache;
 pub mod dane;
 pub mod engine;
 mod error;
+#[cfg(feature = "fetch")]
+pub mod fetch;
 pub mod manual;
 pub mod name;
 pub mod report;

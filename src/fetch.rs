@@ -1,0 +1,393 @@
+//! The MTA-STS policy fetch (RFC 8461 §3.3), with ureq and rustls.
+//!
+//! `GET https://mta-sts.<domain>/.well-known/mta-sts.txt` with every rule of
+//! RFC 8461 §3.3 and DESIGN.md "Policy fetch": a certificate valid for
+//! `mta-sts.<domain>` from trusted roots (webpki roots by default; the OS
+//! store or custom roots selectable), TLS 1.2 or later, no redirects,
+//! HTTP 200 only, `Content-Type: text/plain` (any case, parameters allowed),
+//! a body of at most 64 KiB whether or not `Content-Length` is sent, one
+//! overall timeout (default 20 s), an HTTPS proxy when configured or taken
+//! from `https_proxy`, and a User-Agent naming the crate. Every failure is
+//! a [`FetchError`] that maps to a TLS-RPT result type.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls_pki_types::CertificateDer;
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+
+use crate::ParseError;
+use crate::cache::FetchFailure;
+use crate::name::DomainName;
+use crate::report::ResultType;
+use crate::sts::{MAX_POLICY_BYTES, Policy};
+
+/// The User-Agent sent with every fetch.
+pub const USER_AGENT: &str = concat!("smtp-tls-policy/", env!("CARGO_PKG_VERSION"), " (MTA-STS, RFC 8461)");
+
+/// The default overall timeout of one fetch.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Which certificate authorities the policy host's certificate may chain to.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub enum Roots {
+    /// Mozilla's roots, as the webpki-roots crate ships them (default).
+    #[default]
+    WebPki,
+    /// The operating system's store (loaded once, when the fetcher is made).
+    Os,
+    /// These roots only.
+    Custom(Vec<CertificateDer<'static>>),
+}
+
+/// A name lookup for the fetch: host name to addresses. The resolver
+/// façade passes its own DNS here; the default asks the system.
+pub type Lookup = Arc<dyn Fn(&str) -> Vec<SocketAddr> + Send + Sync>;
+
+/// How the policy is fetched.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct FetchConfig {
+    /// The overall timeout of one fetch (default 20 s).
+    pub timeout: Duration,
+    /// The trusted roots (default webpki roots).
+    pub roots: Roots,
+    /// An HTTP CONNECT proxy (`http://host:port`), or `None` to take
+    /// `https_proxy`/`HTTPS_PROXY` from the environment when
+    /// [`proxy_from_env`](Self::proxy_from_env) is set.
+    pub proxy: Option<String>,
+    /// Use `https_proxy` from the environment when no proxy is configured
+    /// (default true).
+    pub proxy_from_env: bool,
+    /// Name lookups; `None` uses the system resolver.
+    pub lookup: Option<Lookup>,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        Self { timeout: DEFAULT_TIMEOUT, roots: Roots::WebPki, proxy: None, proxy_from_env: true, lookup: None }
+    }
+}
+
+impl fmt::Debug for FetchConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FetchConfig")
+            .field("timeout", &self.timeout)
+            .field("roots", &self.roots)
+            .field("proxy", &self.proxy)
+            .field("proxy_from_env", &self.proxy_from_env)
+            .field("lookup", &self.lookup.as_ref().map(|_| "custom"))
+            .finish()
+    }
+}
+
+impl FetchConfig {
+    /// Sets the overall timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the trusted roots.
+    pub fn roots(mut self, roots: Roots) -> Self {
+        self.roots = roots;
+        self
+    }
+
+    /// Sets an HTTP CONNECT proxy, `http://host:port`.
+    pub fn proxy(mut self, proxy: impl Into<String>) -> Self {
+        self.proxy = Some(proxy.into());
+        self
+    }
+
+    /// Whether to take `https_proxy` from the environment.
+    pub fn proxy_from_env(mut self, on: bool) -> Self {
+        self.proxy_from_env = on;
+        self
+    }
+
+    /// Sets the name lookup.
+    pub fn lookup(mut self, lookup: impl Fn(&str) -> Vec<SocketAddr> + Send + Sync + 'static) -> Self {
+        self.lookup = Some(Arc::new(lookup));
+        self
+    }
+}
+
+/// Why a policy could not be fetched. Each maps to a TLS-RPT result type
+/// ([`result_type`](Self::result_type)) and says whether trying later may
+/// help ([`is_temporary`](Self::is_temporary)).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The configuration cannot be used (a bad proxy URL, no OS roots).
+    #[error("policy fetch configuration: {0}")]
+    Config(String),
+    /// The policy host's name did not resolve.
+    #[error("{host}: the policy host does not resolve; the domain must publish an address for it")]
+    HostNotFound {
+        /// The policy host.
+        host: String,
+    },
+    /// No connection could be made.
+    #[error("{host}: cannot connect to the policy host: {reason}")]
+    Connect {
+        /// The policy host.
+        host: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The whole fetch took longer than the timeout.
+    #[error("{host}: the policy fetch timed out after {timeout:?} ({reason})")]
+    Timeout {
+        /// The policy host.
+        host: String,
+        /// The configured timeout.
+        timeout: Duration,
+        /// Which phase timed out.
+        reason: String,
+    },
+    /// The proxy refused or failed the CONNECT.
+    #[error("{host}: the HTTPS proxy failed: {reason}; check the proxy setting or https_proxy")]
+    Proxy {
+        /// The policy host.
+        host: String,
+        /// What the proxy said.
+        reason: String,
+    },
+    /// The TLS handshake or the certificate check failed (RFC 8461 §3.3:
+    /// the certificate must be valid for `mta-sts.<domain>`).
+    #[error("{host}: TLS or certificate failure: {reason}; the policy host needs a valid certificate for its name")]
+    Tls {
+        /// The policy host.
+        host: String,
+        /// What rustls said.
+        reason: String,
+    },
+    /// A redirect (RFC 8461 §3.3: "HTTP 3xx redirects MUST NOT be followed").
+    #[error("{host}: HTTP {status} redirect to {location:?}; RFC 8461 §3.3 forbids following redirects")]
+    Redirect {
+        /// The policy host.
+        host: String,
+        /// The status code.
+        status: u16,
+        /// The Location header.
+        location: Option<String>,
+    },
+    /// A status other than 200 (RFC 8461 §3.3).
+    #[error("{host}: HTTP status {status} (only 200 serves a policy)")]
+    Status {
+        /// The policy host.
+        host: String,
+        /// The status code.
+        status: u16,
+    },
+    /// The Content-Type is not `text/plain` (RFC 8461 §3.2).
+    #[error("{host}: Content-Type {found:?} is not text/plain (RFC 8461 §3.2)")]
+    ContentType {
+        /// The policy host.
+        host: String,
+        /// What was sent (empty when none).
+        found: String,
+    },
+    /// The body is larger than [`MAX_POLICY_BYTES`].
+    #[error("{host}: the policy body is larger than {MAX_POLICY_BYTES} bytes{}", declared.map(|n| format!(" (Content-Length {n})")).unwrap_or_default())]
+    TooLarge {
+        /// The policy host.
+        host: String,
+        /// The declared Content-Length, if any.
+        declared: Option<u64>,
+    },
+    /// Reading the response failed.
+    #[error("{host}: reading the response failed: {reason}")]
+    Read {
+        /// The policy host.
+        host: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The body is not a valid policy (RFC 8461 §3.2).
+    #[error("{host}: the policy is invalid: {source}")]
+    Invalid {
+        /// The policy host.
+        host: String,
+        /// The parse error.
+        #[source]
+        source: ParseError,
+    },
+}
+
+impl FetchError {
+    /// The TLS-RPT result type (RFC 8460 §4.3.2.2).
+    pub fn result_type(&self) -> ResultType {
+        match self {
+            Self::Tls { .. } => ResultType::StsWebpkiInvalid,
+            Self::Invalid { .. } | Self::ContentType { .. } | Self::TooLarge { .. } => ResultType::StsPolicyInvalid,
+            _ => ResultType::StsPolicyFetchError,
+        }
+    }
+
+    /// Whether the same fetch may succeed later (network trouble) rather
+    /// than needing the domain owner to change something.
+    pub fn is_temporary(&self) -> bool {
+        matches!(
+            self,
+            Self::HostNotFound { .. }
+                | Self::Connect { .. }
+                | Self::Timeout { .. }
+                | Self::Proxy { .. }
+                | Self::Read { .. }
+                | Self::Status { status: 500..=599, .. }
+        )
+    }
+}
+
+impl From<FetchError> for FetchFailure {
+    fn from(e: FetchError) -> Self {
+        FetchFailure::new(e.result_type(), e)
+    }
+}
+
+/// Fetches MTA-STS policies. Thread-safe; connections are not reused
+/// across fetches of different hosts beyond what ureq pools.
+#[derive(Debug, Clone)]
+pub struct PolicyFetcher {
+    agent: ureq::Agent,
+    timeout: Duration,
+}
+
+#[derive(Clone)]
+struct LookupResolver(Lookup);
+
+impl fmt::Debug for LookupResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LookupResolver")
+    }
+}
+
+impl Resolver for LookupResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        _config: &ureq::config::Config,
+        _timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let host = uri.host().ok_or(ureq::Error::HostNotFound)?;
+        let mut out = self.empty();
+        // An address literal (a proxy given by address) needs no lookup.
+        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
+            let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+            out.push(SocketAddr::new(ip, port));
+            return Ok(out);
+        }
+        for addr in (self.0)(host).into_iter().take(16) {
+            out.push(addr);
+        }
+        if out.is_empty() { Err(ureq::Error::HostNotFound) } else { Ok(out) }
+    }
+}
+
+impl PolicyFetcher {
+    /// A fetcher with this configuration.
+    pub fn new(config: FetchConfig) -> Result<Self, FetchError> {
+        let roots = match config.roots {
+            Roots::WebPki => RootCerts::WebPki,
+            Roots::Custom(certs) => RootCerts::new_with_certs(
+                &certs.iter().map(|c| Certificate::from_der(c).to_owned()).collect::<Vec<_>>(),
+            ),
+            Roots::Os => {
+                let loaded = rustls_native_certs::load_native_certs();
+                if loaded.certs.is_empty() {
+                    return Err(FetchError::Config(format!(
+                        "no certificates in the operating system's store ({} errors); install the CA bundle or use the webpki roots",
+                        loaded.errors.len()
+                    )));
+                }
+                RootCerts::new_with_certs(
+                    &loaded.certs.iter().map(|c| Certificate::from_der(c).to_owned()).collect::<Vec<_>>(),
+                )
+            }
+        };
+        let proxy = match (&config.proxy, config.proxy_from_env) {
+            (Some(p), _) => Some(
+                ureq::Proxy::new(p)
+                    .map_err(|e| FetchError::Config(format!("proxy {p:?}: {e} (expected http://host:port)")))?,
+            ),
+            (None, true) => ureq::Proxy::try_from_env(),
+            (None, false) => None,
+        };
+        let agent_config = ureq::Agent::config_builder()
+            .timeout_global(Some(config.timeout))
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .https_only(true)
+            .user_agent(USER_AGENT)
+            .proxy(proxy)
+            .tls_config(TlsConfig::builder().root_certs(roots).build())
+            .build();
+        let agent = match config.lookup {
+            Some(lookup) => ureq::Agent::with_parts(agent_config, DefaultConnector::new(), LookupResolver(lookup)),
+            None => ureq::Agent::with_parts(agent_config, DefaultConnector::new(), DefaultResolver::default()),
+        };
+        Ok(Self { agent, timeout: config.timeout })
+    }
+
+    /// Fetches and parses the policy of `domain` from
+    /// `https://mta-sts.<domain>/.well-known/mta-sts.txt` (RFC 8461 §3.3).
+    pub fn fetch(&self, domain: &DomainName) -> Result<Policy, FetchError> {
+        let host = format!("mta-sts.{domain}");
+        let url = format!("https://{host}/.well-known/mta-sts.txt");
+        let mut response = self.agent.get(&url).call().map_err(|e| self.error(&host, e))?;
+        let status = response.status().as_u16();
+        if (300..400).contains(&status) {
+            let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            return Err(FetchError::Redirect { host, status, location });
+        }
+        if status != 200 {
+            return Err(FetchError::Status { host, status });
+        }
+        let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let media = content_type.split(';').next().unwrap_or_default().trim();
+        if !media.eq_ignore_ascii_case("text/plain") {
+            return Err(FetchError::ContentType { host, found: content_type.to_owned() });
+        }
+        let declared =
+            response.headers().get("content-length").and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_POLICY_BYTES as u64) {
+            return Err(FetchError::TooLarge { host, declared });
+        }
+        let body =
+            response.body_mut().with_config().limit(MAX_POLICY_BYTES as u64).read_to_vec().map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => FetchError::TooLarge { host: host.clone(), declared },
+                other => self.error(&host, other),
+            })?;
+        Policy::parse_bytes(&body).map_err(|source| FetchError::Invalid { host, source })
+    }
+
+    fn error(&self, host: &str, e: ureq::Error) -> FetchError {
+        let host = host.to_owned();
+        match e {
+            ureq::Error::HostNotFound => FetchError::HostNotFound { host },
+            ureq::Error::Timeout(t) => FetchError::Timeout { host, timeout: self.timeout, reason: t.to_string() },
+            ureq::Error::Tls(reason) => FetchError::Tls { host, reason: reason.to_owned() },
+            ureq::Error::Rustls(e) => FetchError::Tls { host, reason: e.to_string() },
+            ureq::Error::ConnectProxyFailed(reason) => FetchError::Proxy { host, reason },
+            ureq::Error::ConnectionFailed => FetchError::Connect { host, reason: "connection failed".to_owned() },
+            ureq::Error::Io(io) => match io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+                Some(tls) => FetchError::Tls { host, reason: tls.to_string() },
+                None if io.kind() == std::io::ErrorKind::TimedOut => {
+                    FetchError::Timeout { host, timeout: self.timeout, reason: io.to_string() }
+                }
+                None if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    FetchError::Connect { host, reason: io.to_string() }
+                }
+                None => FetchError::Read { host, reason: io.to_string() },
+            },
+            other => FetchError::Read { host, reason: other.to_string() },
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! The policy fetch (RFC 8461 §3.3) against real local HTTPS servers with
+//! rcgen certificates: every hostile case of DESIGN.md "Failure and hostile
+//! input" that concerns the fetch.
+#![cfg(feature = "fetch")]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, date_time_ymd};
+use rustls::ServerConfig;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use smtp_tls_policy::fetch::{FetchConfig, FetchError, PolicyFetcher, Roots};
+use smtp_tls_policy::name::DomainName;
+use smtp_tls_policy::report::ResultType;
+use smtp_tls_policy::sts::{MAX_POLICY_BYTES, Mode};
+
+const POLICY: &str = "version: STSv1\r\nmode: enforce\r\nmx: mx.example.com\r\nmax_age: 86400\r\n";
+
+/// A CA, and a server certificate it issues for `name`.
+struct Pki {
+    ca_params: CertificateParams,
+    ca_key: KeyPair,
+    ca_der: CertificateDer<'static>,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, "Test Web CA");
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().unwrap();
+        let der = p.self_signed(&key).unwrap().der().clone();
+        Self { ca_params: p, ca_key: key, ca_der: der }
+    }
+
+    fn server(&self, name: &str, expired: bool) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let mut p = CertificateParams::new(vec![name.to_owned()]).unwrap();
+        if expired {
+            p.not_before = date_time_ymd(2015, 1, 1);
+            p.not_after = date_time_ymd(2016, 1, 1);
+        }
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &Issuer::from_params(&self.ca_params, &self.ca_key)).unwrap();
+        (vec![cert.der().clone()], PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())))
+    }
+}
+
+fn self_signed(name: &str) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec![name.to_owned()]).unwrap().self_signed(&key).unwrap();
+    (vec![cert.der().clone()], PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())))
+}
+
+/// What the test server answers.
+#[derive(Clone)]
+enum Reply {
+    /// These bytes, then close.
+    Bytes(Vec<u8>),
+    /// The head, then one body byte every `gap`, `count` times.
+    Drip { head: Vec<u8>, gap: Duration, count: usize },
+}
+
+fn response(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let mut out = format!("HTTP/1.1 {status}\r\n").into_bytes();
+    for (k, v) in headers {
+        out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"Connection: close\r\n\r\n");
+    out.extend_from_slice(body);
+    Reply::Bytes(out)
+}
+
+fn ok(body: &[u8]) -> Reply {
+    let len = body.len().to_string();
+    response("200 OK", &[("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", &len)], body)
+}
+
+/// An HTTPS server on 127.0.0.1 answering every request with `reply`; the
+/// requests it saw are kept.
+fn serve(
+    cert: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
+    reply: Reply,
+) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = Arc::new(
+        ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(cert.0, cert.1)
+            .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    thread::spawn(move || {
+        for tcp in listener.incoming().take(8) {
+            let Ok(tcp) = tcp else { continue };
+            let (config, reply, log) = (Arc::clone(&config), reply.clone(), Arc::clone(&log));
+            thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut request = Vec::new();
+                let mut byte = [0u8; 1];
+                while !request.ends_with(b"\r\n\r\n") {
+                    match tls.read(&mut byte) {
+                        Ok(1) => request.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                log.lock().unwrap().push(String::from_utf8_lossy(&request).into_owned());
+                match reply {
+                    Reply::Bytes(bytes) => {
+                        let _ = tls.write_all(&bytes);
+                    }
+                    Reply::Drip { head, gap, count } => {
+                        let _ = tls.write_all(&head);
+                        for _ in 0..count {
+                            let _ = tls.flush();
+                            thread::sleep(gap);
+                            if tls.write_all(b"\n").is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    (addr, seen)
+}
+
+fn fetcher(pki: &Pki, target: SocketAddr, timeout: Duration) -> PolicyFetcher {
+    let config = FetchConfig::default()
+        .roots(Roots::Custom(vec![pki.ca_der.clone()]))
+        .proxy_from_env(false)
+        .timeout(timeout)
+        .lookup(move |_host| vec![target]);
+    PolicyFetcher::new(config).unwrap()
+}
+
+fn example() -> DomainName {
+    DomainName::parse("example.com").unwrap()
+}
+
+fn fetch_with(reply: Reply) -> Result<smtp_tls_policy::sts::Policy, FetchError> {
+    let pki = Pki::new();
+    let (addr, _) = serve(pki.server("mta-sts.example.com", false), reply);
+    fetcher(&pki, addr, Duration::from_secs(5)).fetch(&example())
+}
+
+/// RFC 8461 §3.3: the policy at the well-known URL, with our User-Agent.
+#[test]
+fn rfc8461_3_3_a_valid_policy_is_fetched() {
+    let pki = Pki::new();
+    let (addr, seen) = serve(pki.server("mta-sts.example.com", false), ok(POLICY.as_bytes()));
+    let policy = fetcher(&pki, addr, Duration::from_secs(5)).fetch(&example()).unwrap();
+    assert_eq!(policy.mode(), Mode::Enforce);
+    let request = seen.lock().unwrap()[0].to_ascii_lowercase();
+    assert!(request.starts_with("get /.well-known/mta-sts.txt http/1.1\r\n"), "{request}");
+    assert!(request.contains("host: mta-sts.example.com"), "{request}");
+    assert!(request.contains("user-agent: smtp-tls-policy/"), "{request}");
+}
+
+/// RFC 8461 §3.2: Content-Type text/plain, any case, parameters allowed.
+#[test]
+fn rfc8461_3_2_content_type() {
+    for ct in ["text/plain", "TEXT/PLAIN", "text/plain;charset=us-ascii", "Text/Plain ; charset=\"utf-8\""] {
+        let reply = response("200 OK", &[("Content-Type", ct)], POLICY.as_bytes());
+        assert!(fetch_with(reply).is_ok(), "{ct}");
+    }
+    for (ct, headers) in [("text/html", vec![("Content-Type", "text/html")]), ("", vec![])] {
+        let err = fetch_with(response("200 OK", &headers, POLICY.as_bytes())).unwrap_err();
+        assert!(matches!(&err, FetchError::ContentType { found, .. } if found == ct), "{err}");
+        assert_eq!(err.result_type(), ResultType::StsPolicyInvalid);
+    }
+}
+
+/// RFC 8461 §3.3: "HTTP 3xx redirects MUST NOT be followed".
+#[test]
+fn rfc8461_3_3_redirects_are_not_followed() {
+    let reply = response("301 Moved Permanently", &[("Location", "https://www.example.com/mta-sts.txt")], b"");
+    let err = fetch_with(reply).unwrap_err();
+    assert!(matches!(&err, FetchError::Redirect { status: 301, location: Some(l), .. } if l.contains("www")), "{err}");
+    assert_eq!(err.result_type(), ResultType::StsPolicyFetchError);
+}
+
+/// RFC 8461 §3.3: only HTTP 200 serves a policy.
+#[test]
+fn rfc8461_3_3_only_status_200() {
+    for (status, code, temporary) in [("404 Not Found", 404, false), ("500 Internal Server Error", 500, true)] {
+        let err = fetch_with(response(status, &[("Content-Type", "text/plain")], POLICY.as_bytes())).unwrap_err();
+        assert!(matches!(err, FetchError::Status { status: s, .. } if s == code), "{err}");
+        assert_eq!(err.is_temporary(), temporary);
+    }
+}
+
+/// DESIGN.md: at most 64 KiB, with and without Content-Length.
+#[test]
+fn bodies_over_64_kib_with_and_without_content_length() {
+    let mut body = POLICY.as_bytes().to_vec();
+    body.resize(MAX_POLICY_BYTES, b'\n');
+    assert!(fetch_with(ok(&body)).is_ok(), "exactly 64 KiB is fine");
+    body.push(b'\n');
+    let err = fetch_with(ok(&body)).unwrap_err();
+    assert!(matches!(err, FetchError::TooLarge { declared: Some(65_537), .. }), "{err}");
+    let err = fetch_with(response("200 OK", &[("Content-Type", "text/plain")], &body)).unwrap_err();
+    assert!(matches!(err, FetchError::TooLarge { declared: None, .. }), "{err}");
+    // A lying Content-Length does not help: the cap counts bytes read.
+    let err = fetch_with(response("200 OK", &[("Content-Type", "text/plain")], &vec![b'\n'; 1 << 20])).unwrap_err();
+    assert!(matches!(err, FetchError::TooLarge { .. }), "{err}");
+}
+
+/// DESIGN.md: one overall timeout, even for a server that keeps sending.
+#[test]
+fn a_server_that_drips_bytes_past_the_timeout() {
+    let pki = Pki::new();
+    let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nversion: STSv1\n".to_vec();
+    let (addr, _) = serve(
+        pki.server("mta-sts.example.com", false),
+        Reply::Drip { head, gap: Duration::from_millis(200), count: 50 },
+    );
+    let started = std::time::Instant::now();
+    let err = fetcher(&pki, addr, Duration::from_secs(1)).fetch(&example()).unwrap_err();
+    assert!(matches!(err, FetchError::Timeout { .. }), "{err}");
+    assert!(err.is_temporary());
+    assert!(started.elapsed() < Duration::from_secs(5), "the timeout is overall, not per read");
+}
+
+/// RFC 8461 §3.3: the certificate must be valid for mta-sts.<domain> and
+/// chain to a trusted root: `sts-webpki-invalid` otherwise.
+#[test]
+fn rfc8461_3_3_wrong_name_expired_and_untrusted_certificates() {
+    let pki = Pki::new();
+    for cert in [
+        pki.server("mta-sts.other.example", false),
+        pki.server("mta-sts.example.com", true),
+        self_signed("mta-sts.example.com"),
+        pki.server("example.com", false),
+    ] {
+        let (addr, _) = serve(cert, ok(POLICY.as_bytes()));
+        let err = fetcher(&pki, addr, Duration::from_secs(5)).fetch(&example()).unwrap_err();
+        assert!(matches!(err, FetchError::Tls { .. }), "{err}");
+        assert_eq!(err.result_type(), ResultType::StsWebpkiInvalid);
+    }
+}
+
+/// RFC 8461 §3.2: an invalid body is `sts-policy-invalid`.
+#[test]
+fn rfc8461_3_2_an_invalid_policy() {
+    let err = fetch_with(ok(b"<html>hello</html>\n")).unwrap_err();
+    assert!(matches!(err, FetchError::Invalid { .. }), "{err}");
+    assert_eq!(err.result_type(), ResultType::StsPolicyInvalid);
+    assert!(!err.is_temporary());
+    assert_eq!(
+        err.to_string(),
+        "mta-sts.example.com: the policy is invalid: line 1: expected \"key: value\", found \"<html>hello</html>\""
+    );
+}
+
+/// Name and connection failures are typed and temporary.
+#[test]
+fn host_not_found_and_connection_refused() {
+    let pki = Pki::new();
+    let config = FetchConfig::default().proxy_from_env(false).lookup(|_| Vec::new());
+    let err = PolicyFetcher::new(config).unwrap().fetch(&example()).unwrap_err();
+    assert!(matches!(err, FetchError::HostNotFound { .. }), "{err}");
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let err = fetcher(&pki, closed, Duration::from_secs(5)).fetch(&example()).unwrap_err();
+    assert!(err.is_temporary(), "{err}");
+    assert_eq!(err.result_type(), ResultType::StsPolicyFetchError);
+}
+
+/// An HTTP CONNECT proxy on 127.0.0.1 that tunnels to `target`, or refuses.
+fn proxy(target: SocketAddr, refuse: bool) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for client in listener.incoming().take(4) {
+            let Ok(mut client) = client else { continue };
+            thread::spawn(move || {
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && !line.ends_with("\r\n\r\n") {}
+                if refuse || !line.starts_with("CONNECT ") {
+                    let _ = client.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+                    return;
+                }
+                let Ok(upstream) = TcpStream::connect(target) else { return };
+                let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                let (mut up_read, mut up_write) = (upstream.try_clone().unwrap(), upstream);
+                let mut down = client.try_clone().unwrap();
+                let t = thread::spawn(move || {
+                    let _ = std::io::copy(&mut reader, &mut up_write);
+                });
+                let _ = std::io::copy(&mut up_read, &mut down);
+                let _ = t.join();
+            });
+        }
+    });
+    addr
+}
+
+/// DESIGN.md: an HTTPS proxy when configured.
+#[test]
+fn fetch_through_an_https_proxy() {
+    let pki = Pki::new();
+    let (server, _) = serve(pki.server("mta-sts.example.com", false), ok(POLICY.as_bytes()));
+    let through = |refuse| {
+        let config = FetchConfig::default()
+            .roots(Roots::Custom(vec![pki.ca_der.clone()]))
+            .proxy(format!("http://{}", proxy(server, refuse)))
+            .timeout(Duration::from_secs(5))
+            .lookup(|_| Vec::new());
+        PolicyFetcher::new(config).unwrap().fetch(&example())
+    };
+    assert_eq!(through(false).unwrap().mode(), Mode::Enforce);
+    let err = through(true).unwrap_err();
+    assert!(matches!(err, FetchError::Proxy { .. }), "{err}");
+    let bad = FetchConfig::default().proxy("not a url at all");
+    assert!(matches!(PolicyFetcher::new(bad), Err(FetchError::Config(_))));
+}
+
+/// DESIGN.md: the operating system's store is selectable (this machine and
+/// CI have Debian's ca-certificates).
+#[test]
+fn os_roots_load() {
+    let fetcher = PolicyFetcher::new(FetchConfig::default().roots(Roots::Os).proxy_from_env(false));
+    assert!(fetcher.is_ok(), "{:?}", fetcher.err());
+}
