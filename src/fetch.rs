@@ -338,7 +338,27 @@ impl PolicyFetcher {
 
     /// Fetches and parses the policy of `domain` from
     /// `https://mta-sts.<domain>/.well-known/mta-sts.txt` (RFC 8461 §3.3).
+    ///
+    /// Logs, with the `tracing` crate, "Successfully fetched MTA-STS policy
+    /// for the domain (…)" at info with the mode, or "Failed to fetch
+    /// MTA-STS policy for the domain (…)" at info with the reason (timeout,
+    /// proxy, certificate, status, content type, size).
     pub fn fetch(&self, domain: &DomainName) -> Result<Policy, FetchError> {
+        let result = self.fetch_inner(domain);
+        match &result {
+            Ok(policy) => tracing::info!(
+                domain = %domain, mode = %policy.mode(), max_age = policy.max_age().as_secs(),
+                "Successfully fetched MTA-STS policy for the domain ({domain})"
+            ),
+            Err(e) => tracing::info!(
+                domain = %domain, reason = %e, result_type = %e.result_type(),
+                "Failed to fetch MTA-STS policy for the domain ({domain})"
+            ),
+        }
+        result
+    }
+
+    fn fetch_inner(&self, domain: &DomainName) -> Result<Policy, FetchError> {
         let host = format!("mta-sts.{domain}");
         let url = format!("https://{host}/.well-known/mta-sts.txt");
         let mut response = self.agent.get(&url).call().map_err(|e| self.error(&host, e))?;
