@@ -7,8 +7,9 @@
 //! MTA-STS grammar of [`sts`] (the `_mta-sts` TXT record, the policy body,
 //! MX patterns), DANE in [`dane`] (TLSA records, verifying a certificate
 //! chain against them), the MTA-STS policy [`cache`], the decision
-//! [`engine`] and TLS-RPT in [`report`]. The IO layers follow, in the
-//! layout below.
+//! [`engine`] and TLS-RPT in [`report`]; of the IO layers, the policy
+//! fetch (`fetch`). DNS, the rustls verifier and the resolver façade follow,
+//! in the layout below.
 //!
 //! # Data flow
 //!
@@ -24,8 +25,9 @@
 //!    cache   policy cache: max_age, ids, failures, LRU     (RFC 8461 §3.3, §5.1, §10)
 //!    engine  destination profiles -> per-MX plan -> verdict
 //!    report  TLS-RPT record, result types, aggregate JSON  (RFC 8460)
-//!  io (cargo features, on by default; laid out, filled in by later releases)
-//!    dns, fetch, rustls, resolver
+//!  io (cargo features, on by default)
+//!    fetch   the RFC 8461 §3.3 policy fetch (ureq + rustls)
+//!    dns, rustls, resolver   laid out, filled in by later releases
 //! ```
 //!
 //! No core module does IO or reads the clock.

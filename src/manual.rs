@@ -372,3 +372,27 @@
 //! policy (type, text, domain, MX patterns) and failure details, and renders
 //! the §4.4 JSON of one policy domain; empty optional members are left out;
 //! IP addresses are written in canonical form. File names follow §5.3.
+//!
+//! # The policy fetch (RFC 8461 §3.3; feature `fetch`)
+//!
+//! [`fetch::PolicyFetcher`](crate::fetch::PolicyFetcher) fetches
+//! `https://mta-sts.<domain>/.well-known/mta-sts.txt` with ureq and rustls
+//! (ring): TLS 1.2 or later, a certificate valid for `mta-sts.<domain>`
+//! chaining to the webpki roots (default), the operating system's store
+//! (loaded once), or custom roots; redirects are never followed (a 3xx is
+//! its own error, with the `Location`); only status 200 serves a policy;
+//! the media type must be `text/plain` (any case, parameters allowed); a
+//! declared `Content-Length` over 64 KiB fails before reading, and the body
+//! is cut at 64 KiB whatever the server declares; one overall timeout
+//! covers name lookup, connection, TLS and every read, so a server that
+//! drips bytes cannot hold a fetch past it. An HTTP CONNECT proxy is used
+//! when configured, or from `https_proxy` unless that is turned off. No
+//! HTTP cache is involved. The name lookup is pluggable, so the resolver
+//! façade can use its own DNS.
+//!
+//! Each failure is a [`FetchError`](crate::fetch::FetchError) that says
+//! what to fix, knows whether it is temporary (network trouble, 5xx), and
+//! maps to a TLS-RPT result type: certificate and TLS failures to
+//! `sts-webpki-invalid`; a body that is not a policy (wrong media type, too
+//! large, invalid) to `sts-policy-invalid`; everything else to
+//! `sts-policy-fetch-error`.
