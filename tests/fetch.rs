@@ -334,3 +334,51 @@ fn os_roots_load() {
     let fetcher = PolicyFetcher::new(FetchConfig::default().roots(Roots::Os).proxy_from_env(false));
     assert!(fetcher.is_ok(), "{:?}", fetcher.err());
 }
+
+/// Collects the messages of the events logged while it is the default
+/// subscriber.
+struct Messages(Arc<Mutex<Vec<String>>>);
+
+struct MessageField<'a>(&'a mut String);
+
+impl tracing::field::Visit for MessageField<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            *self.0 = format!("{value:?}");
+        }
+    }
+}
+
+impl tracing::Subscriber for Messages {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut message = String::new();
+        event.record(&mut MessageField(&mut message));
+        self.0.lock().unwrap().push(message);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// DESIGN.md "Logging": the gateway's wording for a fetch and its failure.
+#[test]
+fn fetches_are_logged_with_the_gateway_wording() {
+    let pki = Pki::new();
+    let (good, _) = serve(pki.server("mta-sts.example.com", false), ok(POLICY.as_bytes()));
+    let (bad, _) = serve(pki.server("mta-sts.example.com", false), response("404 Not Found", &[], b""));
+    let log = Arc::new(Mutex::new(Vec::new()));
+    tracing::subscriber::with_default(Messages(Arc::clone(&log)), || {
+        assert!(fetcher(&pki, good, Duration::from_secs(5)).fetch(&example()).is_ok());
+        assert!(fetcher(&pki, bad, Duration::from_secs(5)).fetch(&example()).is_err());
+    });
+    let log = log.lock().unwrap();
+    assert!(log.contains(&"Successfully fetched MTA-STS policy for the domain (example.com)".to_owned()), "{log:?}");
+    assert!(log.contains(&"Failed to fetch MTA-STS policy for the domain (example.com)".to_owned()), "{log:?}");
+}
