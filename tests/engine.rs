@@ -552,3 +552,17 @@ proptest! {
         }
     }
 }
+
+/// Opportunistic TLS: a failed handshake moves on, and a plain-text retry
+/// of the same host is accepted; where TLS is required it is not.
+#[test]
+fn a_failed_handshake_and_the_plaintext_retry() {
+    let failed = Attempt::HandshakeFailed { reason: "alert: handshake_failure".into() };
+    let retry = Attempt::Plaintext { starttls_offered: true };
+    let f = facts([TlsaFacts::SecureNone, TlsaFacts::SecureNone], StsFacts::NoPolicy);
+    let may = controls(TlsSupport::Preferred, DaneSupport::None, StsSupport::Off).plan(&f);
+    assert!(matches!(assess(&may, &may.hosts[0], &failed), HostResult::TryNext(_)));
+    assert!(matches!(assess(&may, &may.hosts[0], &retry), HostResult::Deliver { level: SecurityLevel::Plaintext, .. }));
+    let must = controls(TlsSupport::Required, DaneSupport::None, StsSupport::Off).plan(&f);
+    assert!(matches!(assess(&must, &must.hosts[0], &retry), HostResult::TryNext(_)));
+}

@@ -132,6 +132,11 @@ pub enum HostResult {
 
 /// Assesses one attempt against the host's plan (DESIGN.md "Destination
 /// controls and precedence").
+///
+/// A failed TLS handshake moves on to the next host. Where the requirement
+/// is opportunistic TLS, an MTA may instead retry the same host in plain
+/// text, as Postfix does at level `may`, and assess that second attempt as
+/// [`Attempt::Plaintext`] with `starttls_offered: true`: it is accepted.
 pub fn assess(plan: &Plan, host: &HostPlan, attempt: &Attempt) -> HostResult {
     let r = &host.requirement;
     let failure = |reason: String, result_type: Option<ResultType>, security| Failure {
