@@ -382,3 +382,57 @@ fn fetches_are_logged_with_the_gateway_wording() {
     assert!(log.contains(&"Successfully fetched MTA-STS policy for the domain (example.com)".to_owned()), "{log:?}");
     assert!(log.contains(&"Failed to fetch MTA-STS policy for the domain (example.com)".to_owned()), "{log:?}");
 }
+
+/// The cache and the fetch together: 50 concurrent lookups of one domain
+/// make one HTTPS request (DESIGN.md), and the fetch failure type reaches
+/// the cache's decision.
+#[test]
+fn fifty_concurrent_lookups_make_one_https_request() {
+    use smtp_tls_policy::cache::{Decision, NoPolicyReason, PolicyCache, TxtLookup};
+    use smtp_tls_policy::sts::PolicyId;
+    use std::time::SystemTime;
+
+    let pki = Pki::new();
+    let slow = Reply::Drip {
+        head: format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{POLICY}",
+            POLICY.len() + 3
+        )
+        .into_bytes(),
+        gap: Duration::from_millis(100),
+        count: 3,
+    };
+    let (addr, seen) = serve(pki.server("mta-sts.example.com", false), slow);
+    let fetcher = Arc::new(fetcher(&pki, addr, Duration::from_secs(10)));
+    let cache = Arc::new(PolicyCache::default());
+    let start = Arc::new(std::sync::Barrier::new(50));
+    let id = PolicyId::parse("20240101").unwrap();
+    let threads: Vec<_> = (0..50)
+        .map(|_| {
+            let (fetcher, cache, start) = (Arc::clone(&fetcher), Arc::clone(&cache), Arc::clone(&start));
+            thread::spawn(move || {
+                start.wait();
+                let d = example();
+                let decision = cache
+                    .lookup(&d, TxtLookup::Record(id), SystemTime::now(), |_| fetcher.fetch(&d).map_err(Into::into));
+                decision.policy().map(|p| p.mode())
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), Some(Mode::Enforce));
+    }
+    assert_eq!(seen.lock().unwrap().len(), 1, "one HTTPS request for 50 lookups");
+
+    // A failing fetch: its TLS-RPT type reaches the decision.
+    let (bad, _) = serve(self_signed("mta-sts.example.com"), ok(POLICY.as_bytes()));
+    let fetcher = self::fetcher(&pki, bad, Duration::from_secs(5));
+    let cache = PolicyCache::default();
+    let d = example();
+    let decision =
+        cache.lookup(&d, TxtLookup::Record(id), SystemTime::now(), |_| fetcher.fetch(&d).map_err(Into::into));
+    match decision {
+        Decision::NoPolicy(NoPolicyReason::FetchFailed(f)) => assert_eq!(f.result_type(), ResultType::StsWebpkiInvalid),
+        other => panic!("{other:?}"),
+    }
+}
