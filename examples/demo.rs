@@ -1,9 +1,10 @@
-//! The crate's main job as it stands today, without the network: MTA-STS
-//! discovery — it selects the `_mta-sts` TXT record from an RRset, parses a
-//! policy body and says which MX hosts the policy allows (RFC 8461 §3.1,
-//! §3.2, §4.1) — and DANE — it checks certificate chains made on the spot
-//! against TLSA records (RFC 7672 §3.1). The DNS, HTTPS and SMTP world of
-//! the full demo comes with the IO layers.
+//! The crate's main job as it stands today, offline: MTA-STS discovery —
+//! it selects the `_mta-sts` TXT record from an RRset, fetches the policy
+//! over HTTPS from a policy host it starts on 127.0.0.1 (with a local CA),
+//! through the policy cache, parses it and says which MX hosts it allows
+//! (RFC 8461 §3.1, §3.2, §3.3, §4.1) — and DANE — it checks certificate
+//! chains made on the spot against TLSA records (RFC 7672 §3.1). The DNS and
+//! SMTP world of the full demo comes with the remaining IO layers.
 //!
 //! ```text
 //! cargo run --example demo                              # bundled example.com
@@ -13,14 +14,21 @@
 //! Exit status: 0 when the policy is valid, 1 when it is not, 2 on a usage
 //! or file error.
 
+#[path = "../tests/support/https.rs"]
+mod https;
+
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, PublicKeyData};
 use ring::digest::{SHA256, digest};
 use rustls_pki_types::UnixTime;
+use smtp_tls_policy::cache::{Decision, NoPolicyReason, PolicyCache, TxtLookup};
 use smtp_tls_policy::dane::{TlsaRecord, verify_chain};
+use smtp_tls_policy::fetch::{FetchConfig, PolicyFetcher, Roots};
+use smtp_tls_policy::name::DomainName;
 use smtp_tls_policy::sts::{Mode, Policy, TxtError, select_txt};
 
 const BUNDLED_POLICY: &str = include_str!("../tests/data/policies/rfc8461-example.txt");
@@ -41,6 +49,7 @@ fn main() -> ExitCode {
         None => {
             show_dane();
             show_txt();
+            show_fetch();
             (
                 "https://mta-sts.example.com/.well-known/mta-sts.txt (bundled)".to_owned(),
                 BUNDLED_POLICY.as_bytes().to_vec(),
@@ -153,6 +162,48 @@ fn show_dane() {
             (Some(m), _) => println!("  {label:<28} name {name:<20} authenticated (depth {})", m.depth),
             (_, Some(f)) => println!("  {label:<28} name {name:<20} FAILED [{}]: {f}", f.result_type()),
             _ => println!("  {label:<28} {outcome:?}"),
+        }
+    }
+    println!();
+}
+
+/// RFC 8461 §3.3 and §5.1: the policy fetched over HTTPS from a local
+/// policy host, through the cache; then the cache protecting it.
+fn show_fetch() {
+    let pki = https::Pki::new();
+    let (good, _) = https::serve(pki.server("mta-sts.example.com", false), https::ok(BUNDLED_POLICY.as_bytes()));
+    let (bad, _) = https::serve(https::self_signed("mta-sts.broken.example"), https::ok(BUNDLED_POLICY.as_bytes()));
+    let lookup = move |host: &str| vec![if host.ends_with("broken.example") { bad } else { good }];
+    let config =
+        FetchConfig::default().roots(Roots::Custom(vec![pki.ca_der.clone()])).proxy_from_env(false).lookup(lookup);
+    let fetcher = match PolicyFetcher::new(config) {
+        Ok(f) => f,
+        Err(e) => {
+            println!("  cannot set up the fetch: {e}");
+            return;
+        }
+    };
+    let cache = PolicyCache::default();
+    let (Ok(domain), Ok(broken)) = (DomainName::parse("example.com"), DomainName::parse("broken.example")) else {
+        return;
+    };
+    let Ok(txt) = select_txt(BUNDLED_RRSET) else { return };
+    let id = TxtLookup::Record(txt.policy_id());
+    println!("MTA-STS over HTTPS: policy hosts on 127.0.0.1, certificates from a local CA");
+    let steps = [
+        ("first delivery to example.com", &domain, id),
+        ("second delivery, same id", &domain, id),
+        ("TXT record gone (an attacker?)", &domain, TxtLookup::NoRecord),
+        ("broken.example (self-signed policy host)", &broken, id),
+    ];
+    for (what, d, txt) in steps {
+        let decision = cache.lookup(d, txt, SystemTime::now(), |_| fetcher.fetch(d).map_err(Into::into));
+        match &decision {
+            Decision::Apply { policy, reason, .. } => {
+                println!("  {what:<44} apply mode {} ({reason:?})", policy.mode())
+            }
+            Decision::NoPolicy(NoPolicyReason::FetchFailed(f)) => println!("  {what:<44} no policy: {f}"),
+            other => println!("  {what:<44} {other:?}"),
         }
     }
     println!();

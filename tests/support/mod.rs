@@ -1,0 +1,3 @@
+//! Support code shared by the integration tests (and the demo).
+
+pub mod https;
