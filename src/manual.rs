@@ -283,7 +283,9 @@
 //! ## Snapshots and a shared store
 //!
 //! [`snapshot`](crate::cache::PolicyCache::snapshot) writes the live
-//! policies as text sealed with a SHA-256;
+//! policies as text sealed with a SHA-256 (each with its id and fetch
+//! time; the expiry is recomputed from the policy's `max_age` on restore,
+//! so a snapshot cannot extend a policy's life);
 //! [`restore`](crate::cache::PolicyCache::restore) loads a snapshot whole
 //! or not at all, skips what has expired and never replaces a newer
 //! policy. With the `fs` feature, `save_snapshot` writes a file atomically
@@ -291,8 +293,8 @@
 //! file as a first start. Only policies are saved; back-offs start afresh.
 //!
 //! A [`CacheStore`](crate::cache::CacheStore) behind the cache lets a
-//! cluster of MTAs share policies: the cache reads it when it has no live
-//! policy for a domain, writes each fetched policy through, and removes
+//! cluster of MTAs share policies: the cache reads it when memory has no
+//! policy to apply (so a hit never waits for the store), writes each fetched policy through, and removes
 //! purged domains. A store error only loses the sharing.
 //!
 //! # The decision engine (DESIGN.md "Destination controls and precedence")

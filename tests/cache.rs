@@ -370,6 +370,22 @@ fn inspect_list_and_purge() {
     assert!(cache.entry(&other).is_none());
 }
 
+/// A purge during a fetch forgets the old policy but keeps the pinned
+/// entry, so the fetch still records its result.
+#[test]
+fn a_purge_during_a_fetch_keeps_the_result() {
+    let (cache, d) = cached();
+    let got = cache.lookup(&d, TxtLookup::Record(id("b")), t(10), |_| {
+        assert!(cache.purge(&d), "the old policy was held");
+        assert!(cache.entry(&d).is_none(), "nothing left to show but the pin");
+        Ok(policy("testing", 600))
+    });
+    assert_eq!(mode(&got), Some(Mode::Testing));
+    assert_eq!(cache.entry(&d).unwrap().policy.unwrap().0, id("b"));
+    cache.purge_all();
+    assert_eq!(cache.stats().entries, 0);
+}
+
 /// DESIGN.md: snapshot to bytes and back; expired entries are not restored.
 #[test]
 fn snapshot_round_trip() {

@@ -154,9 +154,6 @@ impl<V: Default> Lru<V> {
         })
     }
 
-    pub(super) fn clear(&mut self) {
-        *self = Self::new();
-    }
 }
 
 #[cfg(test)]
@@ -195,7 +192,6 @@ mod tests {
         assert_eq!(lru.evict_to(0, true, |_| true), 1);
         assert_eq!(keys(&lru), ["b.example"]);
         assert_eq!(lru.evict_to(0, false, |_| true), 1);
-        lru.clear();
         assert_eq!(lru.len(), 0);
         assert!(keys(&lru).is_empty());
     }

@@ -286,7 +286,17 @@ struct Cached {
     id: PolicyId,
     policy: Arc<Policy>,
     fetched_at: u64,
+    /// `fetched_at` + the clamped `max_age`: kept only so that the hit path
+    /// need not add it up; always made by [`Cached::new`].
     expires_at: u64,
+}
+
+impl Cached {
+    /// The one place the expiry is computed (RFC 8461 §3.2, §3.3).
+    fn new(id: PolicyId, policy: Arc<Policy>, fetched_at: u64) -> Self {
+        let expires_at = fetched_at.saturating_add(u64::from(policy.max_age_value().as_secs()));
+        Self { id, policy, fetched_at, expires_at }
+    }
 }
 
 /// A failed fetch of one id, suppressing another until `until`.
@@ -302,7 +312,8 @@ struct Entry {
     policy: Option<Cached>,
     /// Rare, so boxed: it keeps the entry small.
     failed: Option<Box<Failed>>,
-    /// Lookups with a fetch in flight; a pinned entry is never evicted.
+    /// Lookups with a fetch in flight; a pinned entry is never evicted or
+    /// removed by a purge.
     pinned: u32,
 }
 
@@ -348,25 +359,36 @@ impl Entry {
     fn record(&mut self, id: PolicyId, result: Result<Policy, FetchFailure>, now: u64, backoff: u64) -> Decision {
         match result {
             Ok(policy) => {
-                let expires_at = now.saturating_add(u64::from(policy.max_age_value().as_secs()));
                 let policy = Arc::new(policy);
-                self.policy = Some(Cached { id, policy: Arc::clone(&policy), fetched_at: now, expires_at });
+                self.policy = Some(Cached::new(id, Arc::clone(&policy), now));
                 self.failed = None;
                 Decision::Apply { policy, id, reason: ApplyReason::Fetched }
             }
             Err(failure) => {
                 self.failed =
                     Some(Box::new(Failed { id, until: now.saturating_add(backoff), failure: failure.clone() }));
-                match self.live(now) {
-                    Some(c) => Decision::Apply {
-                        policy: Arc::clone(&c.policy),
-                        id: c.id,
-                        reason: ApplyReason::FetchFailed(failure),
-                    },
-                    None => Decision::NoPolicy(NoPolicyReason::FetchFailed(failure)),
-                }
+                self.after_failure(failure, now)
             }
         }
+    }
+
+    /// RFC 8461 §5.1: after a failed (or abandoned) fetch, a live policy
+    /// still applies; without one, no policy does.
+    fn after_failure(&self, failure: FetchFailure, now: u64) -> Decision {
+        match self.live(now) {
+            Some(c) => {
+                Decision::Apply { policy: Arc::clone(&c.policy), id: c.id, reason: ApplyReason::FetchFailed(failure) }
+            }
+            None => Decision::NoPolicy(NoPolicyReason::FetchFailed(failure)),
+        }
+    }
+
+    /// Forgets the policy and the back-off; an entry being fetched stays
+    /// (pinned), any other is for removal. Returns whether anything was held.
+    fn forget(&mut self) -> bool {
+        let held = !self.is_empty();
+        (self.policy, self.failed) = (None, None);
+        held
     }
 
     fn is_empty(&self) -> bool {
@@ -492,7 +514,7 @@ impl PolicyCache {
         lock(&self.shards[(h as usize) & (self.shards.len() - 1)])
     }
 
-    /// On a miss, brings a live policy from the shared store into memory
+    /// When no policy applies, brings a live policy from the shared store into memory
     /// when it is newer than what is held. Returns whether it did.
     fn load_from_store(&self, shard: &mut Shard, domain: &DomainName, now: u64) -> bool {
         let Some(store) = &self.store else {
@@ -569,9 +591,9 @@ impl PolicyCache {
             None => Entry::default().decide(txt, now),
         };
         let mut decision = held(shard);
-        if !matches!(decision, Decision::Apply { reason: ApplyReason::SameId, .. })
-            && self.load_from_store(shard, domain, now)
-        {
+        // The shared store is asked only when the memory has no policy to
+        // apply, so a hit never waits for it.
+        if !matches!(decision, Decision::Apply { .. }) && self.load_from_store(shard, domain, now) {
             decision = held(shard);
         }
         match decision {
@@ -687,8 +709,8 @@ impl PolicyCache {
             let shard = lock(shard);
             for (domain, entry) in shard.entries.iter() {
                 let Some(c) = entry.live(now) else { continue };
-                let lifetime = c.expires_at - c.fetched_at;
-                let left = c.expires_at - now;
+                let lifetime = c.expires_at.saturating_sub(c.fetched_at);
+                let left = c.expires_at.saturating_sub(now);
                 let old = now.saturating_sub(c.fetched_at) >= interval;
                 let short = (left as f64) < fraction * lifetime as f64;
                 let failed_lately = entry.failed.as_ref().is_some_and(|f| now < f.until);
@@ -740,17 +762,10 @@ impl PolicyCache {
     pub fn purge(&self, domain: &DomainName) -> bool {
         let mut shard = self.shard(domain);
         let before = shard.entries.len();
-        let held = match shard.entries.peek(domain) {
-            Some(e) if e.pinned > 0 => {
-                let held = !e.is_empty();
-                if let Some(e) = shard.entries.get_mut(domain) {
-                    (e.policy, e.failed) = (None, None);
-                }
-                held
-            }
-            Some(_) => shard.entries.remove(domain).is_some_and(|e| !e.is_empty()),
-            None => false,
-        };
+        let (held, pinned) = shard.entries.get_mut(domain).map_or((false, false), |e| (e.forget(), e.pinned > 0));
+        if !pinned {
+            shard.entries.remove(domain);
+        }
         self.track(&mut shard, before);
         if let Some(store) = &self.store {
             let _ = store.remove(domain);
@@ -763,18 +778,15 @@ impl PolicyCache {
         for shard in &*self.shards {
             let mut shard = lock(shard);
             let before = shard.entries.len();
-            let pinned: Vec<DomainName> =
-                shard.entries.iter().filter(|(_, e)| e.pinned > 0).map(|(d, _)| d.clone()).collect();
-            let mut kept = Vec::new();
-            for d in pinned {
-                if let Some(mut e) = shard.entries.remove(&d) {
-                    (e.policy, e.failed) = (None, None);
-                    kept.push((d, e));
+            let domains: Vec<DomainName> = shard.entries.iter().map(|(d, _)| d.clone()).collect();
+            for d in domains {
+                let pinned = shard.entries.get_mut(&d).is_some_and(|e| {
+                    e.forget();
+                    e.pinned > 0
+                });
+                if !pinned {
+                    shard.entries.remove(&d);
                 }
-            }
-            shard.entries.clear();
-            for (d, e) in kept {
-                shard.entries.insert(d, e);
             }
             self.track(&mut shard, before);
         }
@@ -871,9 +883,14 @@ impl FlightGuard<'_> {
             self.unpin(&mut shard);
             decision
         };
-        *lock(&self.flight.result) = Some(decision.clone());
-        self.flight.done.notify_all();
+        self.publish(decision.clone());
         decision
+    }
+
+    /// Hands the decision to the lookups waiting for this fetch.
+    fn publish(&self, decision: Decision) {
+        *lock(&self.flight.result) = Some(decision);
+        self.flight.done.notify_all();
     }
 
     fn unpin(&self, shard: &mut Shard) {
@@ -896,17 +913,13 @@ impl Drop for FlightGuard<'_> {
         let decision = {
             let mut shard = self.cache.shard(self.domain);
             self.unpin(&mut shard);
+            // No back-off: the fetch did not fail, it was abandoned.
             let failure = FetchFailure::new(ResultType::StsPolicyFetchError, FetchAbandoned);
-            match shard.entries.peek(self.domain).and_then(|e| e.live(self.now)) {
-                Some(c) => Decision::Apply {
-                    policy: Arc::clone(&c.policy),
-                    id: c.id,
-                    reason: ApplyReason::FetchFailed(failure),
-                },
-                None => Decision::NoPolicy(NoPolicyReason::FetchFailed(failure)),
+            match shard.entries.peek(self.domain) {
+                Some(entry) => entry.after_failure(failure, self.now),
+                None => Entry::default().after_failure(failure, self.now),
             }
         };
-        *lock(&self.flight.result) = Some(decision);
-        self.flight.done.notify_all();
+        self.publish(decision);
     }
 }

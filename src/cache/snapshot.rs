@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! smtp-tls-policy-cache 1
-//! <domain> <id> <fetched_at> <expires_at> <policy length>
+//! <domain> <id> <fetched_at> <policy length>
 //! <policy text, exactly that many bytes>
 //! …
 //! end <entry count> <sha-256 hex>
@@ -68,7 +68,7 @@ impl PolicyCache {
         let mut out = String::from(HEADER);
         for (domain, c) in &entries {
             let text = c.policy.to_string();
-            out.push_str(&format!("{domain} {} {} {} {}\n{text}\n", c.id, c.fetched_at, c.expires_at, text.len()));
+            out.push_str(&format!("{domain} {} {} {}\n{text}\n", c.id, c.fetched_at, text.len()));
         }
         let sum = hex(digest(&SHA256, out.as_bytes()).as_ref());
         out.push_str(&format!("end {} {sum}\n", entries.len()));
@@ -123,13 +123,13 @@ fn parse(bytes: &[u8]) -> Result<Vec<(DomainName, Cached)>, SnapshotError> {
             }
             return Ok(entries);
         }
-        let [domain, id, fetched_at, expires_at, text_len] = fields[..] else {
+        let [domain, id, fetched_at, text_len] = fields[..] else {
             return Err(corrupt(pos, "expected an entry line or the end line"));
         };
         let domain = DomainName::parse(domain).map_err(|e| corrupt(pos, e.to_string()))?;
         let id = PolicyId::parse(id).map_err(|e| corrupt(pos, e.to_string()))?;
         let number = |s: &str| s.parse::<u64>().map_err(|_| corrupt(pos, format!("{s:?} is not a number")));
-        let (fetched_at, expires_at) = (number(fetched_at)?, number(expires_at)?);
+        let fetched_at = number(fetched_at)?;
         let text_len = usize::try_from(number(text_len)?).map_err(|_| corrupt(pos, "length too large"))?;
         let start = pos + len + 1;
         let end = start.checked_add(text_len).filter(|&e| e < bytes.len()).ok_or(SnapshotError::Truncated)?;
@@ -137,7 +137,9 @@ fn parse(bytes: &[u8]) -> Result<Vec<(DomainName, Cached)>, SnapshotError> {
             return Err(corrupt(end, "policy text does not end where its length says"));
         }
         let policy = Policy::parse_bytes(&bytes[start..end]).map_err(|e| corrupt(start, e.to_string()))?;
-        entries.push((domain, Cached { id, policy: Arc::new(policy), fetched_at, expires_at }));
+        // The expiry is recomputed, never read: a snapshot cannot extend a
+        // policy past its max_age.
+        entries.push((domain, Cached::new(id, Arc::new(policy), fetched_at)));
         pos = end + 1;
     }
 }

@@ -25,16 +25,16 @@ pub struct StoredPolicy {
 impl StoredPolicy {
     /// A stored policy; `expires_at` is `fetched_at` + the policy's max_age.
     pub fn new(id: PolicyId, policy: Arc<Policy>, fetched_at: u64) -> Self {
-        let expires_at = fetched_at.saturating_add(u64::from(policy.max_age_value().as_secs()));
-        Self { id, policy, fetched_at, expires_at }
+        Self::from_cached(&Cached::new(id, policy, fetched_at))
     }
 
     pub(super) fn from_cached(c: &Cached) -> Self {
         Self { id: c.id, policy: Arc::clone(&c.policy), fetched_at: c.fetched_at, expires_at: c.expires_at }
     }
 
+    /// The expiry is recomputed from the policy, whatever a store kept.
     pub(super) fn into_cached(self) -> Cached {
-        Cached { id: self.id, policy: self.policy, fetched_at: self.fetched_at, expires_at: self.expires_at }
+        Cached::new(self.id, self.policy, self.fetched_at)
     }
 }
 
@@ -45,9 +45,9 @@ impl StoredPolicy {
 pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
 /// A shared backend for [`PolicyCache`](super::PolicyCache): Redis, a
-/// database, a file per domain. The cache reads it on a miss (no live
-/// policy in memory), writes every fetched policy through, and removes
-/// purged domains. Calls are made with a shard lock held, so they should
+/// database, a file per domain. The cache reads it when it has no policy
+/// to apply from memory (a fetch or no policy would follow), writes every
+/// fetched policy through, and removes purged domains. Calls are made with a shard lock held, so they should
 /// answer fast; a slow store slows lookups of the domains in that shard.
 pub trait CacheStore: Send + Sync {
     /// The stored policy of `domain`, if any.
