@@ -126,6 +126,10 @@ fn tlsa_and_no_policy_found() {
         "3 1 1 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
     );
     assert!(report["policies"][0]["policy"].get("mx-host").is_none());
+    // Policies of several domains, in any order: each domain once.
+    agg.record_success(&ReportPolicy::none(&d));
+    assert_eq!(agg.domains(), [d.clone(), other.clone()]);
+    assert_eq!(agg.totals(&d), (2, 1));
     let none = agg.report(&other, &meta);
     assert_eq!(
         none["policies"][0]["policy"],

@@ -153,7 +153,6 @@ impl<V: Default> Lru<V> {
             Some((&n.key, &n.value))
         })
     }
-
 }
 
 #[cfg(test)]

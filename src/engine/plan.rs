@@ -363,7 +363,6 @@ impl DestinationControls {
         let dane_on = profile.dane != DaneSupport::None && tls_allowed;
         let mandatory = dane_on && profile.dane == DaneSupport::Mandatory;
         for mx in &facts.mx {
-            let base = tls_support(&profile, &facts.domain, &mx.host, None);
             // RFC 7672 §2.2.1: DANE only behind a secure MX RRset.
             let dane = if !dane_on {
                 DaneState::Off
@@ -411,7 +410,7 @@ impl DestinationControls {
                 DaneState::AllUnusable => true,
                 _ => false,
             };
-            let mut requirement = base;
+            let mut requirement = tls_support(&profile, &facts.domain, &mx.host, None);
             if let Some((id, policy)) = &sts_policy {
                 match sts_requirement(policy, &mx.host, options.testing_as_enforce, &requirement) {
                     Some(Some(r)) => {

@@ -15,13 +15,14 @@ use crate::sts::Policy;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub struct ReportPolicy {
+    /// The policy domain. First, so that policies sort by domain and a
+    /// domain's report is one run of the aggregator's map.
+    pub policy_domain: DomainName,
     /// `sts`, `tlsa` or `no-policy-found`.
     pub policy_type: &'static str,
     /// The policy as text: the MTA-STS policy lines, or the TLSA records
     /// in presentation form.
     pub policy_string: Vec<String>,
-    /// The policy domain.
-    pub policy_domain: DomainName,
     /// For MTA-STS, the policy's `mx` patterns.
     pub mx_host: Vec<String>,
 }
