@@ -111,7 +111,7 @@ impl TxtRecord {
     /// Parses one record (RFC 8461 §3.1).
     pub fn parse(record: &str) -> Result<Self, ParseError> {
         let b = record.as_bytes();
-        if !is_sts_record(record) {
+        if !has_version(record, STS_VERSION) {
             let found = record.get(..STS_VERSION.len() + 1).unwrap_or(record);
             let hint = if record.len() >= STS_VERSION.len()
                 && record.as_bytes()[..STS_VERSION.len()].eq_ignore_ascii_case(STS_VERSION.as_bytes())
@@ -251,10 +251,6 @@ fn malformed(offset: usize, what: &str) -> ParseError {
 /// is accepted too.)
 fn has_version(record: &str, tag: &str) -> bool {
     record.starts_with(tag) && record.as_bytes().get(tag.len()).is_none_or(|&b| b == b';' || is_wsp(b))
-}
-
-fn is_sts_record(record: &str) -> bool {
-    has_version(record, STS_VERSION)
 }
 
 /// The one record of `rrset` that begins with the version `tag`, or how
