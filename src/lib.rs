@@ -68,6 +68,8 @@
 
 pub mod cache;
 pub mod dane;
+#[cfg(feature = "dns")]
+pub mod dns;
 pub mod engine;
 mod error;
 #[cfg(feature = "fetch")]

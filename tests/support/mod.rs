@@ -1,3 +1,5 @@
 //! Support code shared by the integration tests (and the demo).
 
+#[cfg(feature = "dns")]
+pub mod dns;
 pub mod https;

@@ -1,0 +1,928 @@
+//! DNS lookups with their DNSSEC status (feature `dns`, hickory-resolver).
+//!
+//! What the rest of the crate asks DNS, each answer with its DNSSEC status
+//! (RFC 4035 §4.3: secure, insecure, bogus, indeterminate) and TTL, and
+//! NXDOMAIN and NODATA told apart from failures (SERVFAIL, timeouts):
+//!
+//! - [`DnsResolver::txt`]: a TXT RRset, the strings of each record joined
+//!   (RFC 8461 §3.1 for `_mta-sts.<domain>`), CNAMEs followed;
+//! - [`DnsResolver::mx_hosts`]: the MX hosts in preference order, the
+//!   domain itself when it has no MX records (RFC 5321 §5.1), a null MX
+//!   (RFC 7505) and a domain that does not exist as errors;
+//! - [`DnsResolver::addresses`]: A and AAAA with the CNAME chain followed;
+//! - [`DnsResolver::tlsa`]: TLSA at `_25._tcp.<host>`;
+//! - [`DnsResolver::mx_facts`]: RFC 7672 §2.2.2 for one MX host — the
+//!   address chain decides whether TLSA is looked up and at which base
+//!   domain — as the engine's [`MxFacts`].
+//!
+//! # DNSSEC modes
+//!
+//! [`DnssecMode::Validate`] validates in process from trust anchors (the
+//! IANA root KSKs by default; custom anchors for test worlds and private
+//! roots). [`DnssecMode::TrustAd`] trusts the AD bit of a validating
+//! resolver, which must be on a loopback address (RFC 6698 §A.1.4 and RFC
+//! 7672 §2.1.1: the path between the resolver and the MTA must be trusted);
+//! any other address is refused when the resolver is made. In this mode a
+//! bogus answer looks like a failure (the upstream resolver answers
+//! SERVFAIL), which has the same effect: the host is not used.
+//! [`DnssecMode::Off`] asks without validation: every status is
+//! indeterminate, and DANE is reported as unavailable, never as bogus.
+//!
+//! # Blocking and async
+//!
+//! hickory is async. A [`DnsResolver`] owns a small tokio runtime (two
+//! worker threads) that runs its lookups: the plain methods block the
+//! calling thread and must not be called from async code (they return
+//! [`DnsErrorKind::InAsyncContext`] there instead of panicking); the
+//! `*_async` methods run the lookup on that runtime and can be awaited from
+//! any executor.
+
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::udp::UdpClientStream;
+use hickory_resolver::net::{DnsError as HickoryDnsError, DnsHandle, NetError, NoRecords};
+use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
+use hickory_resolver::proto::op::{DnsRequest, DnsRequestOptions, Message, Query, ResponseCode};
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+
+use crate::dane::TlsaRecord;
+use crate::engine::{DnssecStatus, MxFacts, TlsaFacts};
+use crate::name::DomainName;
+
+/// The default timeout of one DNS query (each of [`DnsConfig::attempts`]).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Trust anchors for in-process DNSSEC validation.
+#[derive(Clone)]
+pub struct TrustAnchor(Arc<TrustAnchors>);
+
+impl TrustAnchor {
+    /// The IANA root zone key-signing keys (KSK-2017 and KSK-2024).
+    pub fn iana_root() -> Self {
+        Self(Arc::new(TrustAnchors::default()))
+    }
+
+    /// Anchors from DNSKEY records in zone-file form, one per line, e.g.
+    /// `. 3600 IN DNSKEY 257 3 13 <base64>` (a key for another name anchors
+    /// that name).
+    pub fn parse(dnskeys: &str) -> Result<Self, DnsError> {
+        TrustAnchors::from_str(dnskeys)
+            .map(|a| Self(Arc::new(a)))
+            .map_err(|e| DnsError::new(DnsErrorKind::Config(format!("trust anchor: {e}")), ".", "DNSKEY"))
+    }
+}
+
+impl Default for TrustAnchor {
+    fn default() -> Self {
+        Self::iana_root()
+    }
+}
+
+impl fmt::Debug for TrustAnchor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TrustAnchor({} keys)", self.0.len())
+    }
+}
+
+/// How the DNSSEC status of answers is established.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum DnssecMode {
+    /// Validate in process from these trust anchors.
+    Validate(TrustAnchor),
+    /// Trust the AD bit of the configured resolver, which must be on a
+    /// loopback address.
+    TrustAd,
+    /// No DNSSEC: every status is indeterminate; DANE is unavailable.
+    Off,
+}
+
+impl Default for DnssecMode {
+    /// Validation from the IANA root.
+    fn default() -> Self {
+        Self::Validate(TrustAnchor::iana_root())
+    }
+}
+
+/// Where queries go and how their status is established.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DnsConfig {
+    /// The servers asked (recursion desired); empty: the system's
+    /// (`/etc/resolv.conf`).
+    pub servers: Vec<SocketAddr>,
+    /// The DNSSEC mode (default: validate from the IANA root).
+    pub dnssec: DnssecMode,
+    /// The timeout of one query (default 5 s).
+    pub timeout: Duration,
+    /// How often a query is tried (default 2).
+    pub attempts: usize,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self { servers: Vec::new(), dnssec: DnssecMode::default(), timeout: DEFAULT_TIMEOUT, attempts: 2 }
+    }
+}
+
+impl DnsConfig {
+    /// Asks these servers instead of the system's.
+    pub fn servers(mut self, servers: impl IntoIterator<Item = SocketAddr>) -> Self {
+        self.servers = servers.into_iter().collect();
+        self
+    }
+
+    /// Sets the DNSSEC mode.
+    pub fn dnssec(mut self, mode: DnssecMode) -> Self {
+        self.dnssec = mode;
+        self
+    }
+
+    /// Sets the timeout of one query.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets how often a query is tried (at least once).
+    pub fn attempts(mut self, attempts: usize) -> Self {
+        self.attempts = attempts.max(1);
+        self
+    }
+}
+
+/// What a DNS failure was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DnsErrorKind {
+    /// No answer within the timeout.
+    Timeout,
+    /// The server answered SERVFAIL (a validating resolver's answer to a
+    /// bogus name, too).
+    ServerFailure,
+    /// The server refused the query.
+    Refused,
+    /// Another error response code.
+    ResponseCode(String),
+    /// DNSSEC validation failed (bogus) without any usable answer.
+    Bogus,
+    /// The domain does not exist (NXDOMAIN) where it must.
+    NxDomain,
+    /// The domain announces that it accepts no mail (RFC 7505 null MX).
+    NullMx,
+    /// The answer could not be used (a malformed name, a truncated answer).
+    Malformed(String),
+    /// The network (sockets, connections).
+    Network(String),
+    /// The configuration is not usable.
+    Config(String),
+    /// A blocking lookup was called from async code; use the `*_async` form.
+    InAsyncContext,
+}
+
+/// A DNS lookup that failed: what was asked and what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsError {
+    kind: DnsErrorKind,
+    name: String,
+    rtype: &'static str,
+}
+
+impl DnsError {
+    fn new(kind: DnsErrorKind, name: impl Into<String>, rtype: &'static str) -> Self {
+        Self { kind, name: name.into(), rtype }
+    }
+
+    /// What happened.
+    pub fn kind(&self) -> &DnsErrorKind {
+        &self.kind
+    }
+
+    /// The name asked.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether asking again later may succeed: true for timeouts, server
+    /// failures, bogus answers and network errors; false for a domain that
+    /// does not exist, a null MX, malformed answers and configuration.
+    pub fn is_temporary(&self) -> bool {
+        matches!(
+            self.kind,
+            DnsErrorKind::Timeout
+                | DnsErrorKind::ServerFailure
+                | DnsErrorKind::Refused
+                | DnsErrorKind::ResponseCode(_)
+                | DnsErrorKind::Bogus
+                | DnsErrorKind::Network(_)
+        )
+    }
+}
+
+impl fmt::Display for DnsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (name, t) = (&self.name, self.rtype);
+        match &self.kind {
+            DnsErrorKind::Timeout => write!(f, "{t} lookup of {name} timed out; check the DNS servers and retry later"),
+            DnsErrorKind::ServerFailure => {
+                write!(f, "{t} lookup of {name}: SERVFAIL (the zone is broken or fails DNSSEC validation); retry later")
+            }
+            DnsErrorKind::Refused => {
+                write!(f, "{t} lookup of {name}: the server refused; check that it serves recursion to us")
+            }
+            DnsErrorKind::ResponseCode(c) => write!(f, "{t} lookup of {name}: error response {c}; retry later"),
+            DnsErrorKind::Bogus => {
+                write!(f, "{t} lookup of {name}: DNSSEC validation failed (bogus); the zone's signatures must be fixed")
+            }
+            DnsErrorKind::NxDomain => write!(f, "{name} does not exist (NXDOMAIN); check the recipient domain"),
+            DnsErrorKind::NullMx => write!(f, "{name} accepts no mail (null MX, RFC 7505)"),
+            DnsErrorKind::Malformed(m) => write!(f, "{t} lookup of {name}: unusable answer: {m}"),
+            DnsErrorKind::Network(m) => write!(f, "{t} lookup of {name}: network error: {m}; retry later"),
+            DnsErrorKind::Config(m) => write!(f, "DNS configuration: {m}"),
+            DnsErrorKind::InAsyncContext => {
+                write!(f, "{t} lookup of {name}: blocking DNS call from async code; use the *_async method")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DnsError {}
+
+/// The records found, or which kind of "nothing" (RFC 2308).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rrset<T> {
+    /// The records (never empty).
+    Records(Vec<T>),
+    /// The name exists but has no records of this type.
+    NoData,
+    /// The name does not exist.
+    NxDomain,
+}
+
+/// One DNS answer with its DNSSEC status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Answer<T> {
+    /// The records or the negative answer.
+    pub rrset: Rrset<T>,
+    /// The DNSSEC status of the whole answer: the weakest of its records and
+    /// of the CNAMEs that led to them, or of the denial of existence.
+    pub status: DnssecStatus,
+    /// The smallest TTL in the answer (the negative TTL for NXDOMAIN and
+    /// NODATA; zero when the server gave none).
+    pub ttl: Duration,
+    /// The name the records belong to after following CNAMEs, when that is
+    /// not the name asked.
+    pub canonical: Option<String>,
+}
+
+impl<T> Answer<T> {
+    /// The records, empty for NODATA and NXDOMAIN.
+    pub fn records(&self) -> &[T] {
+        match &self.rrset {
+            Rrset::Records(r) => r,
+            _ => &[],
+        }
+    }
+}
+
+/// The hosts to deliver to for a domain (RFC 5321 §5.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MxHosts {
+    /// In preference order (equal preferences keep the server's order);
+    /// the domain itself when it has no MX records.
+    pub hosts: Vec<DomainName>,
+    /// The domain had no MX records and stands for itself.
+    pub implicit: bool,
+    /// The DNSSEC status of the MX RRset (or of its denial).
+    pub status: DnssecStatus,
+    /// The TTL of the MX RRset.
+    pub ttl: Duration,
+}
+
+/// Looks up what transport security needs: TXT, MX, addresses, TLSA.
+/// Cheap to clone; thread-safe.
+#[derive(Clone)]
+pub struct DnsResolver {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    runtime: Option<tokio::runtime::Runtime>,
+    backend: Backend,
+}
+
+enum Backend {
+    Hickory { resolver: Box<TokioResolver>, validating: bool },
+    TrustAd { server: SocketAddr, timeout: Duration, attempts: usize },
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // A runtime dropped inside async code panics; this never does.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl fmt::Debug for DnsResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = match &self.inner.backend {
+            Backend::Hickory { validating: true, .. } => "validate",
+            Backend::Hickory { validating: false, .. } => "off",
+            Backend::TrustAd { .. } => "trust-ad",
+        };
+        f.debug_struct("DnsResolver").field("dnssec", &mode).finish()
+    }
+}
+
+fn config_error(message: impl Into<String>) -> DnsError {
+    DnsError::new(DnsErrorKind::Config(message.into()), "", "")
+}
+
+impl DnsResolver {
+    /// Makes a resolver. Fails when the system configuration cannot be read
+    /// (no servers given), when [`DnssecMode::TrustAd`] names anything but
+    /// exactly one loopback server, or when the runtime cannot start.
+    pub fn new(config: DnsConfig) -> Result<Self, DnsError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("smtp-tls-policy-dns")
+            .enable_all()
+            .build()
+            .map_err(|e| config_error(format!("cannot start the DNS runtime: {e}")))?;
+        let backend = match &config.dnssec {
+            DnssecMode::TrustAd => match config.servers.as_slice() {
+                [server] if server.ip().is_loopback() => {
+                    Backend::TrustAd { server: *server, timeout: config.timeout, attempts: config.attempts }
+                }
+                [server] => {
+                    return Err(config_error(format!(
+                        "the AD bit is trusted only from a validating resolver on a loopback address, not {server}; \
+                         run a local validating resolver or use in-process validation"
+                    )));
+                }
+                _ => {
+                    return Err(config_error(
+                        "trusting the AD bit needs exactly one server, a validating resolver on a loopback address",
+                    ));
+                }
+            },
+            mode => {
+                let validate = matches!(mode, DnssecMode::Validate(_));
+                let _guard = runtime.enter();
+                let provider = TokioRuntimeProvider::default();
+                let mut builder = if config.servers.is_empty() {
+                    TokioResolver::builder(provider)
+                        .map_err(|e| config_error(format!("cannot read the system DNS configuration: {e}")))?
+                } else {
+                    let servers = config
+                        .servers
+                        .iter()
+                        .map(|s| {
+                            let mut udp = ConnectionConfig::udp();
+                            udp.port = s.port();
+                            let mut tcp = ConnectionConfig::tcp();
+                            tcp.port = s.port();
+                            NameServerConfig::new(s.ip(), true, vec![udp, tcp])
+                        })
+                        .collect();
+                    TokioResolver::builder_with_config(ResolverConfig::from_name_servers(servers), provider)
+                };
+                let opts: &mut ResolverOpts = builder.options_mut();
+                opts.timeout = config.timeout;
+                opts.attempts = config.attempts;
+                opts.validate = validate;
+                opts.use_hosts_file = ResolveHosts::Never;
+                opts.ndots = 0;
+                opts.preserve_intermediates = true;
+                opts.edns0 = true;
+                if let DnssecMode::Validate(anchor) = mode {
+                    builder = builder.with_trust_anchor(Arc::clone(&anchor.0));
+                }
+                let resolver = builder.build().map_err(|e| config_error(format!("cannot build the resolver: {e}")))?;
+                Backend::Hickory { resolver: Box::new(resolver), validating: validate }
+            }
+        };
+        Ok(Self { inner: Arc::new(Inner { runtime: Some(runtime), backend }) })
+    }
+
+    /// Whether answers can be secure (validation in process or a trusted AD
+    /// bit); when false, DANE is unavailable.
+    pub fn validates(&self) -> bool {
+        !matches!(self.inner.backend, Backend::Hickory { validating: false, .. })
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.inner.runtime.as_ref().expect("the runtime lives as long as the resolver")
+    }
+
+    fn block<T>(
+        &self,
+        name: &str,
+        rtype: &'static str,
+        f: impl Future<Output = Result<T, DnsError>>,
+    ) -> Result<T, DnsError> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(DnsError::new(DnsErrorKind::InAsyncContext, name, rtype));
+        }
+        self.runtime().block_on(f)
+    }
+
+    async fn spawn<T: Send + 'static, F>(&self, f: impl FnOnce(Self) -> F) -> Result<T, DnsError>
+    where
+        F: Future<Output = Result<T, DnsError>> + Send + 'static,
+    {
+        let task = self.runtime().spawn(f(self.clone()));
+        task.await.map_err(|e| config_error(format!("the DNS task ended: {e}")))?
+    }
+
+    /// The TXT RRset at `name` (e.g. `_mta-sts.example.com`), the strings
+    /// of each record joined (RFC 7208 §3.3 style, as RFC 8461 §3.1 asks).
+    /// Bytes that are not UTF-8 are replaced, so such a record never parses.
+    pub fn txt(&self, name: &str) -> Result<Answer<String>, DnsError> {
+        self.block(name, "TXT", self.query_txt(name))
+    }
+
+    /// [`txt`](Self::txt), awaitable from any executor.
+    pub async fn txt_async(&self, name: &str) -> Result<Answer<String>, DnsError> {
+        let name = name.to_owned();
+        self.spawn(move |r| async move { r.query_txt(&name).await }).await
+    }
+
+    async fn query_txt(&self, name: &str) -> Result<Answer<String>, DnsError> {
+        self.query(name, RecordType::TXT, |rdata| match rdata {
+            RData::TXT(txt) => {
+                let bytes: Vec<u8> = txt.txt_data.iter().flat_map(|s| s.iter().copied()).collect();
+                Some(String::from_utf8_lossy(&bytes).into_owned())
+            }
+            _ => None,
+        })
+        .await
+    }
+
+    /// The MX hosts of `domain` in preference order (RFC 5321 §5.1): the
+    /// domain itself when it has no MX records; a null MX (RFC 7505) and a
+    /// domain that does not exist are errors that are not temporary.
+    /// Exchange names that are not valid host names are dropped.
+    pub fn mx_hosts(&self, domain: &DomainName) -> Result<MxHosts, DnsError> {
+        self.block(domain.as_str(), "MX", self.query_mx(domain))
+    }
+
+    /// [`mx_hosts`](Self::mx_hosts), awaitable from any executor.
+    pub async fn mx_hosts_async(&self, domain: &DomainName) -> Result<MxHosts, DnsError> {
+        let domain = domain.clone();
+        self.spawn(move |r| async move { r.query_mx(&domain).await }).await
+    }
+
+    async fn query_mx(&self, domain: &DomainName) -> Result<MxHosts, DnsError> {
+        let answer = self
+            .query(domain.as_str(), RecordType::MX, |rdata| match rdata {
+                RData::MX(mx) => Some((mx.preference, mx.exchange.to_ascii())),
+                _ => None,
+            })
+            .await?;
+        let error = |kind| Err(DnsError::new(kind, domain.as_str(), "MX"));
+        let mut records = match answer.rrset {
+            Rrset::NxDomain => return error(DnsErrorKind::NxDomain),
+            Rrset::NoData => {
+                return Ok(MxHosts {
+                    hosts: vec![domain.clone()],
+                    implicit: true,
+                    status: answer.status,
+                    ttl: answer.ttl,
+                });
+            }
+            Rrset::Records(r) => r,
+        };
+        if records.len() == 1 && records[0].1 == "." {
+            return error(DnsErrorKind::NullMx);
+        }
+        records.sort_by_key(|(preference, _)| *preference);
+        let mut hosts: Vec<DomainName> = Vec::with_capacity(records.len());
+        for (_, exchange) in records {
+            match DomainName::parse(exchange.trim_end_matches('.')) {
+                Ok(host) if !hosts.contains(&host) => hosts.push(host),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(domain = %domain, mx = %exchange, "MX host dropped: {e}"),
+            }
+        }
+        if hosts.is_empty() {
+            return error(DnsErrorKind::Malformed("no MX record names a usable host".into()));
+        }
+        Ok(MxHosts { hosts, implicit: false, status: answer.status, ttl: answer.ttl })
+    }
+
+    /// The addresses of `host`, A then AAAA, CNAMEs followed. The status is
+    /// the weakest of both lookups and of every CNAME on the way; the
+    /// canonical name is the end of the chain.
+    pub fn addresses(&self, host: &DomainName) -> Result<Answer<IpAddr>, DnsError> {
+        self.block(host.as_str(), "A", self.query_addresses(host))
+    }
+
+    /// [`addresses`](Self::addresses), awaitable from any executor.
+    pub async fn addresses_async(&self, host: &DomainName) -> Result<Answer<IpAddr>, DnsError> {
+        let host = host.clone();
+        self.spawn(move |r| async move { r.query_addresses(&host).await }).await
+    }
+
+    async fn query_addresses(&self, host: &DomainName) -> Result<Answer<IpAddr>, DnsError> {
+        let v4 = self
+            .query(host.as_str(), RecordType::A, |r| if let RData::A(a) = r { Some(IpAddr::V4(a.0)) } else { None });
+        let v6 = self.query(host.as_str(), RecordType::AAAA, |r| {
+            if let RData::AAAA(a) = r { Some(IpAddr::V6(a.0)) } else { None }
+        });
+        let (v4, v6) = futures_util::join!(v4, v6);
+        let (v4, v6) = match (v4, v6) {
+            (Ok(a), Ok(b)) => (a, b),
+            // One family failing while the other answers: use what we have,
+            // but the status can then only be as good as the answer we got.
+            (Ok(a), Err(_)) | (Err(_), Ok(a)) => return Ok(a),
+            (Err(e), Err(_)) => return Err(e),
+        };
+        let status = weakest(v4.status, v6.status);
+        let canonical = v4.canonical.clone().or_else(|| v6.canonical.clone());
+        let rrset = match (v4.rrset, v6.rrset) {
+            (Rrset::Records(mut a), Rrset::Records(b)) => {
+                a.extend(b);
+                Rrset::Records(a)
+            }
+            (Rrset::Records(a), _) | (_, Rrset::Records(a)) => Rrset::Records(a),
+            (Rrset::NxDomain, _) | (_, Rrset::NxDomain) => Rrset::NxDomain,
+            _ => Rrset::NoData,
+        };
+        Ok(Answer { rrset, status, ttl: v4.ttl.min(v6.ttl), canonical })
+    }
+
+    /// The TLSA RRset at `_25._tcp.<host>` (RFC 7672 §2.2.3). Records whose
+    /// fields cannot be held are kept as they come; unusable ones stay in
+    /// the set (the engine tells usable from unusable).
+    pub fn tlsa(&self, host: &DomainName) -> Result<Answer<TlsaRecord>, DnsError> {
+        self.block(host.as_str(), "TLSA", self.query_tlsa(host))
+    }
+
+    /// [`tlsa`](Self::tlsa), awaitable from any executor.
+    pub async fn tlsa_async(&self, host: &DomainName) -> Result<Answer<TlsaRecord>, DnsError> {
+        let host = host.clone();
+        self.spawn(move |r| async move { r.query_tlsa(&host).await }).await
+    }
+
+    async fn query_tlsa(&self, host: &DomainName) -> Result<Answer<TlsaRecord>, DnsError> {
+        self.query(&format!("_25._tcp.{host}"), RecordType::TLSA, |rdata| match rdata {
+            RData::TLSA(t) => Some(TlsaRecord::new(
+                u8::from(t.cert_usage),
+                u8::from(t.selector),
+                u8::from(t.matching),
+                t.cert_data.clone(),
+            )),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The DANE facts of one MX host (RFC 7672 §2.2.2): its address records
+    /// must be secure for TLSA to be looked up at all; after a secure CNAME
+    /// chain, TLSA is looked up at the end of the chain first and, on a
+    /// secure denial there, at the host name. Without validation DANE is
+    /// [`TlsaFacts::Unavailable`] and nothing is asked.
+    pub fn mx_facts(&self, host: &DomainName) -> MxFacts {
+        match self.block(host.as_str(), "TLSA", self.tlsa_facts(host)) {
+            Ok(facts) => facts,
+            Err(e) => {
+                tracing::warn!(mx = %host, "{e}");
+                MxFacts::new(host.clone(), TlsaFacts::Failed)
+            }
+        }
+    }
+
+    /// [`mx_facts`](Self::mx_facts), awaitable from any executor.
+    pub async fn mx_facts_async(&self, host: &DomainName) -> MxFacts {
+        let h = host.clone();
+        self.spawn(move |r| async move { r.tlsa_facts(&h).await }).await.unwrap_or_else(|e| {
+            tracing::warn!(mx = %host, "{e}");
+            MxFacts::new(host.clone(), TlsaFacts::Failed)
+        })
+    }
+
+    pub(crate) async fn tlsa_facts(&self, host: &DomainName) -> Result<MxFacts, DnsError> {
+        if !self.validates() {
+            return Ok(MxFacts::new(host.clone(), TlsaFacts::Unavailable));
+        }
+        let facts = |tlsa| Ok(MxFacts::new(host.clone(), tlsa));
+        let addresses = match self.query_addresses(host).await {
+            Ok(a) => a,
+            Err(e) if e.kind == DnsErrorKind::Bogus => return facts(TlsaFacts::Bogus),
+            Err(e) => {
+                tracing::debug!(mx = %host, "address lookup failed: {e}");
+                return facts(TlsaFacts::Failed);
+            }
+        };
+        match addresses.status {
+            DnssecStatus::Secure => {}
+            DnssecStatus::Bogus => return facts(TlsaFacts::Bogus),
+            _ => return facts(TlsaFacts::Insecure),
+        }
+        let target = addresses.canonical.as_deref().and_then(|c| DomainName::parse(c).ok()).filter(|c| c != host);
+        if let Some(target) = target {
+            let at_target = tlsa_facts_of(self.query_tlsa(&target).await);
+            if at_target != TlsaFacts::SecureNone {
+                return Ok(MxFacts::new(host.clone(), at_target).with_tlsa_base(target));
+            }
+        }
+        facts(tlsa_facts_of(self.query_tlsa(host).await))
+    }
+
+    async fn query<T>(
+        &self,
+        name: &str,
+        rtype: RecordType,
+        extract: impl Fn(&RData) -> Option<T>,
+    ) -> Result<Answer<T>, DnsError> {
+        let rtype_name = rtype_name(rtype);
+        let fqdn = Name::from_ascii(format!("{}.", name.trim_end_matches('.')))
+            .map_err(|e| DnsError::new(DnsErrorKind::Malformed(e.to_string()), name, rtype_name))?;
+        match &self.inner.backend {
+            Backend::Hickory { resolver, .. } => match resolver.lookup(fqdn.clone(), rtype).await {
+                Ok(lookup) => Ok(positive(&fqdn, lookup.answers(), rtype, extract, |r| proof_status(r.proof))),
+                Err(e) => negative(e, name, rtype_name),
+            },
+            Backend::TrustAd { server, timeout, attempts } => {
+                let mut last = None;
+                for _ in 0..*attempts {
+                    match ask_with_ad(*server, *timeout, fqdn.clone(), rtype).await {
+                        Ok(message) => return ad_answer(&fqdn, message, rtype, extract, name, rtype_name),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(classify(last.unwrap_or(NetError::Timeout), name, rtype_name))
+            }
+        }
+    }
+}
+
+fn rtype_name(rtype: RecordType) -> &'static str {
+    match rtype {
+        RecordType::TXT => "TXT",
+        RecordType::MX => "MX",
+        RecordType::A => "A",
+        RecordType::AAAA => "AAAA",
+        RecordType::TLSA => "TLSA",
+        _ => "DNS",
+    }
+}
+
+/// The weaker of two statuses: bogus < indeterminate < insecure < secure.
+fn weakest(a: DnssecStatus, b: DnssecStatus) -> DnssecStatus {
+    fn rank(s: DnssecStatus) -> u8 {
+        match s {
+            DnssecStatus::Bogus => 0,
+            DnssecStatus::Indeterminate => 1,
+            DnssecStatus::Insecure => 2,
+            _ => 3,
+        }
+    }
+    if rank(a) <= rank(b) { a } else { b }
+}
+
+fn proof_status(proof: Proof) -> DnssecStatus {
+    match proof {
+        Proof::Secure => DnssecStatus::Secure,
+        Proof::Insecure => DnssecStatus::Insecure,
+        Proof::Bogus => DnssecStatus::Bogus,
+        _ => DnssecStatus::Indeterminate,
+    }
+}
+
+/// A positive answer: the records of the asked type at the end of the CNAME
+/// chain that starts at `qname`.
+fn positive<T>(
+    qname: &Name,
+    answers: &[Record],
+    rtype: RecordType,
+    extract: impl Fn(&RData) -> Option<T>,
+    status_of: impl Fn(&Record) -> DnssecStatus,
+) -> Answer<T> {
+    let mut current = qname.clone();
+    let mut status = DnssecStatus::Secure;
+    let mut ttl = u32::MAX;
+    // Follow the chain in the answer section (at most its length, so a loop ends).
+    for _ in 0..answers.len() {
+        let next = answers.iter().find_map(|r| match &r.data {
+            RData::CNAME(target) if r.name == current => Some((r, target.0.clone())),
+            _ => None,
+        });
+        let Some((record, target)) = next else { break };
+        status = weakest(status, status_of(record));
+        ttl = ttl.min(record.ttl);
+        current = target;
+    }
+    let mut records = Vec::new();
+    for r in answers.iter().filter(|r| r.record_type() == rtype && r.name == current) {
+        if let Some(v) = extract(&r.data) {
+            status = weakest(status, status_of(r));
+            ttl = ttl.min(r.ttl);
+            records.push(v);
+        }
+    }
+    let canonical = (current != *qname).then(|| current.to_ascii().trim_end_matches('.').to_ascii_lowercase());
+    let ttl = Duration::from_secs(if ttl == u32::MAX { 0 } else { u64::from(ttl) });
+    let rrset = if records.is_empty() { Rrset::NoData } else { Rrset::Records(records) };
+    Answer { rrset, status, ttl, canonical }
+}
+
+/// A hickory error: a negative answer with its proof, or a failure.
+fn negative<T>(e: NetError, name: &str, rtype: &'static str) -> Result<Answer<T>, DnsError> {
+    let empty = |nx: bool, status, ttl: Option<u32>| {
+        Ok(Answer {
+            rrset: if nx { Rrset::NxDomain } else { Rrset::NoData },
+            status,
+            ttl: Duration::from_secs(u64::from(ttl.unwrap_or(0))),
+            canonical: None,
+        })
+    };
+    match e {
+        NetError::Dns(HickoryDnsError::NoRecordsFound(NoRecords {
+            response_code, negative_ttl, authorities, ..
+        })) => {
+            // The denial's status is that of the authority records proving it
+            // (SOA, NSEC/NSEC3); without any, nothing was proven.
+            let status = authorities
+                .as_deref()
+                .filter(|a| !a.is_empty())
+                .map(|a| a.iter().fold(DnssecStatus::Secure, |s, r| weakest(s, proof_status(r.proof))))
+                .unwrap_or(DnssecStatus::Indeterminate);
+            empty(response_code == ResponseCode::NXDomain, status, negative_ttl)
+        }
+        NetError::Dns(HickoryDnsError::Nsec { response, proof, .. }) => {
+            if proof == Proof::Bogus {
+                return Err(DnsError::new(DnsErrorKind::Bogus, name, rtype));
+            }
+            empty(response.response_code == ResponseCode::NXDomain, proof_status(proof), response.negative_ttl())
+        }
+        e => Err(classify(e, name, rtype)),
+    }
+}
+
+fn classify(e: NetError, name: &str, rtype: &'static str) -> DnsError {
+    let kind = match e {
+        NetError::Timeout => DnsErrorKind::Timeout,
+        NetError::Dns(HickoryDnsError::DnssecBogus) => DnsErrorKind::Bogus,
+        NetError::Dns(HickoryDnsError::ResponseCode(ResponseCode::ServFail)) => DnsErrorKind::ServerFailure,
+        NetError::Dns(HickoryDnsError::ResponseCode(ResponseCode::Refused)) => DnsErrorKind::Refused,
+        NetError::Dns(HickoryDnsError::ResponseCode(code)) => DnsErrorKind::ResponseCode(code.to_string()),
+        NetError::Io(io) => DnsErrorKind::Network(io.to_string()),
+        NetError::NoConnections | NetError::Busy => DnsErrorKind::Network(e.to_string()),
+        NetError::Proto(p) => DnsErrorKind::Malformed(p.to_string()),
+        other => DnsErrorKind::Network(other.to_string()),
+    };
+    DnsError::new(kind, name, rtype)
+}
+
+/// One query to a validating resolver with the AD bit set (RFC 6840 §5.7)
+/// and DO, over UDP.
+async fn ask_with_ad(
+    server: SocketAddr,
+    timeout: Duration,
+    name: Name,
+    rtype: RecordType,
+) -> Result<Message, NetError> {
+    let exchange =
+        UdpClientStream::builder(server, TokioRuntimeProvider::default()).with_timeout(Some(timeout)).exchange();
+    let mut options = DnsRequestOptions::default();
+    options.recursion_desired = true;
+    options.use_edns = true;
+    options.edns_set_dnssec_ok = true;
+    let (mut message, options) = DnsRequest::from_query(Query::query(name, rtype), options).into_parts();
+    message.metadata.authentic_data = true;
+    let mut responses = exchange.send(DnsRequest::new(message, options));
+    match responses.next().await {
+        Some(Ok(response)) => Ok(response.into_message()),
+        Some(Err(e)) => Err(e),
+        None => Err(NetError::Timeout),
+    }
+}
+
+fn ad_answer<T>(
+    qname: &Name,
+    message: Message,
+    rtype: RecordType,
+    extract: impl Fn(&RData) -> Option<T>,
+    name: &str,
+    rtype_name: &'static str,
+) -> Result<Answer<T>, DnsError> {
+    let status = if message.metadata.authentic_data { DnssecStatus::Secure } else { DnssecStatus::Insecure };
+    if message.metadata.truncation {
+        return Err(DnsError::new(
+            DnsErrorKind::Malformed("truncated answer (TCP retry not supported in AD mode)".into()),
+            name,
+            rtype_name,
+        ));
+    }
+    match message.metadata.response_code {
+        ResponseCode::NoError | ResponseCode::NXDomain => {}
+        code => return Err(classify(NetError::Dns(HickoryDnsError::ResponseCode(code)), name, rtype_name)),
+    }
+    let mut answer = positive(qname, &message.answers, rtype, extract, |_| status);
+    if answer.records().is_empty() {
+        if message.metadata.response_code == ResponseCode::NXDomain {
+            answer.rrset = Rrset::NxDomain;
+        }
+        let soa_ttl = message.authorities.iter().find_map(|r| match &r.data {
+            RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
+            _ => None,
+        });
+        answer.ttl = Duration::from_secs(u64::from(soa_ttl.unwrap_or(0)));
+        answer.status = status;
+    }
+    Ok(answer)
+}
+
+fn tlsa_facts_of(result: Result<Answer<TlsaRecord>, DnsError>) -> TlsaFacts {
+    match result {
+        Err(e) if e.kind == DnsErrorKind::Bogus => TlsaFacts::Bogus,
+        Err(e) => {
+            tracing::debug!("TLSA lookup failed: {e}");
+            TlsaFacts::Failed
+        }
+        Ok(answer) => match (answer.status, answer.rrset) {
+            (DnssecStatus::Secure, Rrset::Records(records)) => TlsaFacts::Secure(records),
+            (DnssecStatus::Secure, _) => TlsaFacts::SecureNone,
+            (DnssecStatus::Bogus, _) => TlsaFacts::Bogus,
+            (DnssecStatus::Insecure, _) => TlsaFacts::Insecure,
+            _ => TlsaFacts::Unavailable,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weakest_orders_statuses() {
+        use DnssecStatus::*;
+        for (a, b, w) in [
+            (Secure, Secure, Secure),
+            (Secure, Insecure, Insecure),
+            (Insecure, Indeterminate, Indeterminate),
+            (Indeterminate, Bogus, Bogus),
+            (Bogus, Secure, Bogus),
+        ] {
+            assert_eq!(weakest(a, b), w);
+            assert_eq!(weakest(b, a), w);
+        }
+    }
+
+    #[test]
+    fn trust_ad_needs_a_loopback_resolver() {
+        let config = DnsConfig::default().dnssec(DnssecMode::TrustAd);
+        let err = DnsResolver::new(config.clone().servers(["192.0.2.1:53".parse().unwrap()])).unwrap_err();
+        assert!(err.to_string().contains("loopback"), "{err}");
+        let err = DnsResolver::new(config.clone()).unwrap_err();
+        assert!(err.to_string().contains("exactly one server"), "{err}");
+        assert!(DnsResolver::new(config.servers(["127.0.0.1:53".parse().unwrap()])).is_ok());
+        let v6 = DnsConfig::default().dnssec(DnssecMode::TrustAd).servers(["[::1]:53".parse().unwrap()]);
+        assert!(DnsResolver::new(v6).is_ok());
+    }
+
+    #[test]
+    fn a_bad_trust_anchor_is_a_config_error() {
+        let err = TrustAnchor::parse(". 3600 IN DNSKEY 257 3 13 not-base64!").unwrap_err();
+        assert!(matches!(err.kind(), DnsErrorKind::Config(_)), "{err}");
+        assert!(!err.is_temporary());
+    }
+
+    #[test]
+    fn positive_follows_the_cname_chain() {
+        use hickory_resolver::proto::rr::rdata::{A, CNAME};
+        let q = Name::from_ascii("mx.example.").unwrap();
+        let t = Name::from_ascii("real.example.").unwrap();
+        let answers = vec![
+            Record::from_rdata(q.clone(), 300, RData::CNAME(CNAME(t.clone()))),
+            Record::from_rdata(t.clone(), 60, RData::A(A::new(192, 0, 2, 1))),
+            Record::from_rdata(q.clone(), 60, RData::A(A::new(192, 0, 2, 9))),
+        ];
+        let a = positive(
+            &q,
+            &answers,
+            RecordType::A,
+            |r| if let RData::A(a) = r { Some(a.0) } else { None },
+            |_| DnssecStatus::Secure,
+        );
+        assert_eq!(a.records(), &["192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap()]);
+        assert_eq!(a.canonical.as_deref(), Some("real.example"));
+        assert_eq!(a.ttl, Duration::from_secs(60));
+    }
+}
