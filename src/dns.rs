@@ -61,6 +61,11 @@ use crate::name::DomainName;
 /// The default timeout of one DNS query (each of [`DnsConfig::attempts`]).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The most MX hosts kept for one domain (the most preferred): a hostile
+/// domain cannot make one resolve ask for thousands of TLSA records.
+/// Postfix tries 5 addresses by default (`smtp_mx_address_limit`).
+pub const MAX_MX_HOSTS: usize = 32;
+
 /// Trust anchors for in-process DNSSEC validation.
 #[derive(Clone)]
 pub struct TrustAnchor(Arc<TrustAnchors>);
@@ -425,11 +430,11 @@ impl DnsResolver {
         !matches!(self.inner.backend, Backend::Hickory { validating: false, .. })
     }
 
-    fn runtime(&self) -> &tokio::runtime::Runtime {
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Runtime {
         self.inner.runtime.as_ref().expect("the runtime lives as long as the resolver")
     }
 
-    fn block<T>(
+    pub(crate) fn block<T>(
         &self,
         name: &str,
         rtype: &'static str,
@@ -441,7 +446,7 @@ impl DnsResolver {
         self.runtime().block_on(f)
     }
 
-    async fn spawn<T: Send + 'static, F>(&self, f: impl FnOnce(Self) -> F) -> Result<T, DnsError>
+    pub(crate) async fn spawn<T: Send + 'static, F>(&self, f: impl FnOnce(Self) -> F) -> Result<T, DnsError>
     where
         F: Future<Output = Result<T, DnsError>> + Send + 'static,
     {
@@ -462,7 +467,7 @@ impl DnsResolver {
         self.spawn(move |r| async move { r.query_txt(&name).await }).await
     }
 
-    async fn query_txt(&self, name: &str) -> Result<Answer<String>, DnsError> {
+    pub(crate) async fn query_txt(&self, name: &str) -> Result<Answer<String>, DnsError> {
         self.query(name, RecordType::TXT, |rdata| match rdata {
             RData::TXT(txt) => {
                 let bytes: Vec<u8> = txt.txt_data.iter().flat_map(|s| s.iter().copied()).collect();
@@ -476,7 +481,8 @@ impl DnsResolver {
     /// The MX hosts of `domain` in preference order (RFC 5321 §5.1): the
     /// domain itself when it has no MX records; a null MX (RFC 7505) and a
     /// domain that does not exist are errors that are not temporary.
-    /// Exchange names that are not valid host names are dropped.
+    /// Exchange names that are not valid host names are dropped, and at most
+    /// [`MAX_MX_HOSTS`] are kept.
     pub fn mx_hosts(&self, domain: &DomainName) -> Result<MxHosts, DnsError> {
         self.block(domain.as_str(), "MX", self.query_mx(domain))
     }
@@ -487,7 +493,7 @@ impl DnsResolver {
         self.spawn(move |r| async move { r.query_mx(&domain).await }).await
     }
 
-    async fn query_mx(&self, domain: &DomainName) -> Result<MxHosts, DnsError> {
+    pub(crate) async fn query_mx(&self, domain: &DomainName) -> Result<MxHosts, DnsError> {
         let answer = self
             .query(domain.as_str(), RecordType::MX, |rdata| match rdata {
                 RData::MX(mx) => Some((mx.preference, mx.exchange.to_ascii())),
@@ -513,6 +519,10 @@ impl DnsResolver {
         records.sort_by_key(|(preference, _)| *preference);
         let mut hosts: Vec<DomainName> = Vec::with_capacity(records.len());
         for (_, exchange) in records {
+            if hosts.len() == MAX_MX_HOSTS {
+                tracing::warn!(domain = %domain, "more than {MAX_MX_HOSTS} MX hosts; the least preferred are dropped");
+                break;
+            }
             match DomainName::parse(exchange.trim_end_matches('.')) {
                 Ok(host) if !hosts.contains(&host) => hosts.push(host),
                 Ok(_) => {}
@@ -614,6 +624,29 @@ impl DnsResolver {
             tracing::warn!(mx = %host, "{e}");
             MxFacts::new(host.clone(), TlsaFacts::Failed)
         })
+    }
+
+    /// [`mx_facts`](Self::mx_facts) of several hosts, looked up
+    /// concurrently, in the order given.
+    pub fn mx_facts_many(&self, hosts: &[DomainName]) -> Vec<MxFacts> {
+        let name = hosts.first().map(DomainName::as_str).unwrap_or_default();
+        match self.block(name, "TLSA", async { Ok(self.facts_of_hosts(hosts).await) }) {
+            Ok(facts) => facts,
+            Err(e) => {
+                tracing::warn!("{e}");
+                hosts.iter().map(|h| MxFacts::new(h.clone(), TlsaFacts::Failed)).collect()
+            }
+        }
+    }
+
+    pub(crate) async fn facts_of_hosts(&self, hosts: &[DomainName]) -> Vec<MxFacts> {
+        let lookups = hosts.iter().map(|host| async move {
+            self.tlsa_facts(host).await.unwrap_or_else(|e| {
+                tracing::warn!(mx = %host, "{e}");
+                MxFacts::new(host.clone(), TlsaFacts::Failed)
+            })
+        });
+        futures_util::future::join_all(lookups).await
     }
 
     pub(crate) async fn tlsa_facts(&self, host: &DomainName) -> Result<MxFacts, DnsError> {

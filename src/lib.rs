@@ -77,6 +77,8 @@ pub mod fetch;
 pub mod manual;
 pub mod name;
 pub mod report;
+#[cfg(feature = "resolver")]
+pub mod resolver;
 pub mod sts;
 
 pub use error::{ParseError, ParseErrorKind};

@@ -20,7 +20,7 @@ use hickory_proto::dnssec::crypto::EcdsaSigningKey;
 use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData};
 use hickory_proto::dnssec::{Algorithm, DigestType, DnssecSigner, SigningKey};
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordSet, RecordType, RrKey};
 use hickory_proto::serialize::binary::BinEncoder;
 use hickory_proto::serialize::txt::Parser;
 use hickory_server::Server;
@@ -30,7 +30,7 @@ use hickory_server::net::runtime::{Time, TokioRuntimeProvider};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{
-    AxfrPolicy, Catalog, MessageResponse, MessageResponseBuilder, ZoneHandler, ZoneType,
+    AxfrPolicy, Catalog, DnssecZoneHandler, MessageResponse, MessageResponseBuilder, ZoneHandler, ZoneType,
 };
 
 /// Zone text added to the world's zones.
@@ -52,7 +52,8 @@ pub struct DnsWorld {
     pub ad_addr: SocketAddr,
     /// The root key in zone-file form, for `TrustAnchor::parse`.
     pub root_anchor: String,
-    _runtime: tokio::runtime::Runtime,
+    zones: Vec<(Name, Arc<InMemoryZoneHandler<TokioRuntimeProvider>>, bool)>,
+    runtime: tokio::runtime::Runtime,
 }
 
 struct Key {
@@ -75,16 +76,18 @@ fn ds(zone: &str, key: &Key) -> String {
     format!("{zone} 300 IN DS {tag} 13 2 {hex}\n")
 }
 
-fn zone(origin: &str, text: &str, key: Option<Key>) -> Arc<dyn ZoneHandler> {
+fn parse(origin: &Name, text: &str) -> BTreeMap<RrKey, RecordSet> {
+    let (_, records) =
+        Parser::new(text, None, Some(origin.clone())).parse().unwrap_or_else(|e| panic!("zone {origin}: {e}\n{text}"));
+    records
+}
+
+fn zone(origin: &str, text: &str, key: Option<Key>) -> Arc<InMemoryZoneHandler<TokioRuntimeProvider>> {
     let origin = Name::from_ascii(origin).unwrap();
     let o = if origin.is_root() { String::new() } else { origin.to_string() };
     let head =
         format!("$ORIGIN {origin}\n$TTL 300\n@ IN SOA ns.{o} hostmaster.{o} 1 3600 600 86400 300\n@ IN NS ns.{o}\n");
-    let text = format!("{head}{text}\n");
-    let (_, records) = Parser::new(text.as_str(), None, Some(origin.clone()))
-        .parse()
-        .unwrap_or_else(|e| panic!("zone {origin}: {e}\n{text}"));
-    let records: BTreeMap<_, _> = records;
+    let records = parse(&origin, &format!("{head}{text}\n"));
     let proof = key.as_ref().map(|_| NxProofKind::Nsec);
     let mut handler: InMemoryZoneHandler<TokioRuntimeProvider> =
         InMemoryZoneHandler::new(origin.clone(), records, ZoneType::Primary, AxfrPolicy::Deny, proof).unwrap();
@@ -206,21 +209,22 @@ impl DnsWorld {
             ds("broken.", &broken_ds),
         );
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let zones = [
+            (".", zone(".", &root_text, Some(root_key)), true),
+            ("signed.", zone("signed.", &zones.signed, Some(signed_key)), true),
+            ("plain.", zone("plain.", &zones.plain, None), false),
+            ("broken.", zone("broken.", &zones.broken, Some(broken_key)), true),
+        ];
         let (addr, ad_addr) = runtime.block_on(async {
-            let zones = [
-                (".", zone(".", &root_text, Some(root_key))),
-                ("signed.", zone("signed.", &zones.signed, Some(signed_key))),
-                ("plain.", zone("plain.", &zones.plain, None)),
-                ("broken.", zone("broken.", &zones.broken, Some(broken_key))),
-            ];
             let world = |set_ad| {
                 let mut all = Catalog::new();
                 let mut by_zone = Vec::new();
-                for (origin, handler) in &zones {
+                for (origin, handler, _) in &zones {
                     let origin = LowerName::from(Name::from_ascii(origin).unwrap());
-                    all.upsert(origin.clone(), vec![Arc::clone(handler)]);
+                    let handler: Arc<dyn ZoneHandler> = Arc::clone(handler) as _;
+                    all.upsert(origin.clone(), vec![Arc::clone(&handler)]);
                     let mut one = Catalog::new();
-                    one.upsert(origin.clone(), vec![Arc::clone(handler)]);
+                    one.upsert(origin.clone(), vec![handler]);
                     by_zone.push((origin, one));
                 }
                 let cuts = by_zone.iter().map(|(o, _)| o.clone()).filter(|o| !o.is_root()).collect();
@@ -228,7 +232,45 @@ impl DnsWorld {
             };
             (serve(world(false)).await, serve(world(true)).await)
         });
-        Self { addr, ad_addr, root_anchor, _runtime: runtime }
+        let zones = zones.into_iter().map(|(o, h, signed)| (Name::from_ascii(o).unwrap(), h, signed)).collect();
+        Self { addr, ad_addr, root_anchor, zones, runtime }
+    }
+
+    /// Replaces, in zone `origin` (e.g. `signed.`), every RRset that
+    /// `records` names with the records given, and signs the zone again.
+    /// Use TTL 0 so that resolvers do not keep the old answer.
+    pub fn replace(&self, origin: &str, records: &str) {
+        self.edit(origin, records, true);
+    }
+
+    /// Removes, from zone `origin`, every RRset that `records` names.
+    pub fn remove(&self, origin: &str, records: &str) {
+        self.edit(origin, records, false);
+    }
+
+    fn edit(&self, origin: &str, records: &str, insert: bool) {
+        let origin = Name::from_ascii(origin).unwrap();
+        let (_, zone, signed) = self.zones.iter().find(|(o, _, _)| *o == origin).expect("a zone of the world");
+        let parsed = parse(&origin, &format!("$ORIGIN {origin}\n{records}\n"));
+        self.runtime.block_on(async {
+            {
+                let mut all = zone.records_mut().await;
+                for key in parsed.keys() {
+                    all.remove(key);
+                }
+            }
+            if insert {
+                let serial = zone.serial().await + 1;
+                for set in parsed.values() {
+                    for record in set.records_without_rrsigs() {
+                        zone.upsert(record.clone(), serial).await;
+                    }
+                }
+            }
+            if *signed {
+                zone.secure_zone().await.unwrap();
+            }
+        });
     }
 }
 

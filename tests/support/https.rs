@@ -51,7 +51,7 @@ pub fn self_signed(name: &str) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'
 }
 
 /// What the test server answers.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub enum Reply {
     /// These bytes, then close.
     Bytes(Vec<u8>),
@@ -100,36 +100,46 @@ pub fn serve(
             thread::spawn(move || {
                 let conn = rustls::ServerConnection::new(config).unwrap();
                 let mut tls = rustls::StreamOwned::new(conn, tcp);
-                let mut request = Vec::new();
-                let mut byte = [0u8; 1];
-                while !request.ends_with(b"\r\n\r\n") {
-                    match tls.read(&mut byte) {
-                        Ok(1) => request.push(byte[0]),
-                        _ => return,
-                    }
-                }
+                let Some(request) = read_head(&mut tls) else { return };
                 log.lock().unwrap().push(String::from_utf8_lossy(&request).into_owned());
-                match reply {
-                    Reply::Bytes(bytes) => {
-                        let _ = tls.write_all(&bytes);
-                    }
-                    Reply::Drip { head, gap, count } => {
-                        let _ = tls.write_all(&head);
-                        for _ in 0..count {
-                            let _ = tls.flush();
-                            thread::sleep(gap);
-                            if tls.write_all(b"\n").is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-                tls.conn.send_close_notify();
-                let _ = tls.flush();
+                write_reply(&mut tls, reply);
             });
         }
     });
     (addr, seen)
+}
+
+/// The request head, byte by byte (no body is ever sent to a policy host).
+fn read_head(tls: &mut rustls::StreamOwned<rustls::ServerConnection, TcpStream>) -> Option<Vec<u8>> {
+    let mut request = Vec::new();
+    let mut byte = [0u8; 1];
+    while !request.ends_with(b"\r\n\r\n") {
+        match tls.read(&mut byte) {
+            Ok(1) => request.push(byte[0]),
+            _ => return None,
+        }
+    }
+    Some(request)
+}
+
+fn write_reply(tls: &mut rustls::StreamOwned<rustls::ServerConnection, TcpStream>, reply: Reply) {
+    match reply {
+        Reply::Bytes(bytes) => {
+            let _ = tls.write_all(&bytes);
+        }
+        Reply::Drip { head, gap, count } => {
+            let _ = tls.write_all(&head);
+            for _ in 0..count {
+                let _ = tls.flush();
+                thread::sleep(gap);
+                if tls.write_all(b"\n").is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
 }
 
 /// An HTTP CONNECT proxy on 127.0.0.1 that tunnels to `target`, or refuses.
@@ -160,4 +170,118 @@ pub fn proxy(target: SocketAddr, refuse: bool) -> SocketAddr {
         }
     });
     addr
+}
+
+/// The certificate a [`PolicyServer`] host presents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CertKind {
+    /// Issued by the test CA for the host's name.
+    Valid,
+    /// Issued by the test CA for the name, expired in 2016.
+    Expired,
+    /// Issued by the test CA for another name.
+    WrongName,
+    /// Self-signed for the name.
+    Untrusted,
+}
+
+type Hosts = Arc<Mutex<std::collections::HashMap<String, (Reply, CertKind)>>>;
+
+/// Policy hosts for any number of domains behind one address: the
+/// certificate is chosen by SNI (issued when first asked), the reply by
+/// host; unknown hosts get a 404. Requests are counted per host.
+#[derive(Clone)]
+pub struct PolicyServer {
+    pub addr: SocketAddr,
+    hosts: Hosts,
+    counts: Arc<Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+#[derive(Debug)]
+struct BySni {
+    pki: Arc<Pki>,
+    hosts: Hosts,
+    issued: Mutex<std::collections::HashMap<(String, CertKind), Arc<rustls::sign::CertifiedKey>>>,
+}
+
+impl std::fmt::Debug for Pki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pki")
+    }
+}
+
+impl rustls::server::ResolvesServerCert for BySni {
+    fn resolve(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let name = hello.server_name()?.to_owned();
+        let kind = self.hosts.lock().unwrap().get(&name).map_or(CertKind::Valid, |(_, k)| *k);
+        let mut issued = self.issued.lock().unwrap();
+        if let Some(key) = issued.get(&(name.clone(), kind)) {
+            return Some(Arc::clone(key));
+        }
+        let (chain, key) = match kind {
+            CertKind::Valid => self.pki.server(&name, false),
+            CertKind::Expired => self.pki.server(&name, true),
+            CertKind::WrongName => self.pki.server("wrong-name.invalid", false),
+            CertKind::Untrusted => self_signed(&name),
+        };
+        let signer = rustls::crypto::ring::default_provider().key_provider.load_private_key(key).ok()?;
+        let certified = Arc::new(rustls::sign::CertifiedKey::new(chain, signer));
+        issued.insert((name, kind), Arc::clone(&certified));
+        Some(certified)
+    }
+}
+
+impl PolicyServer {
+    pub fn start(pki: Arc<Pki>) -> Self {
+        let hosts: Hosts = Arc::default();
+        let resolver = Arc::new(BySni { pki, hosts: Arc::clone(&hosts), issued: Mutex::default() });
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = Arc::new(
+            ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_cert_resolver(resolver),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let counts: Arc<Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
+        let (h, c) = (Arc::clone(&hosts), Arc::clone(&counts));
+        thread::spawn(move || {
+            for tcp in listener.incoming() {
+                let Ok(tcp) = tcp else { continue };
+                let (config, hosts, counts) = (Arc::clone(&config), Arc::clone(&h), Arc::clone(&c));
+                thread::spawn(move || {
+                    let conn = rustls::ServerConnection::new(config).unwrap();
+                    let mut tls = rustls::StreamOwned::new(conn, tcp);
+                    if read_head(&mut tls).is_none() {
+                        return;
+                    }
+                    let host = tls.conn.server_name().unwrap_or_default().to_owned();
+                    *counts.lock().unwrap().entry(host.clone()).or_default() += 1;
+                    let reply = hosts.lock().unwrap().get(&host).map(|(r, _)| r.clone());
+                    write_reply(
+                        &mut tls,
+                        reply.unwrap_or_else(|| response("404 Not Found", &[("Content-Length", "0")], b"")),
+                    );
+                });
+            }
+        });
+        Self { addr, hosts, counts }
+    }
+
+    /// Serves `reply` for `host` with a valid certificate.
+    pub fn set(&self, host: &str, reply: Reply) {
+        self.set_with(host, reply, CertKind::Valid);
+    }
+
+    /// Serves `reply` for `host` with the given certificate.
+    pub fn set_with(&self, host: &str, reply: Reply, cert: CertKind) {
+        self.hosts.lock().unwrap().insert(host.to_owned(), (reply, cert));
+    }
+
+    /// How many requests `host` got.
+    pub fn requests(&self, host: &str) -> usize {
+        self.counts.lock().unwrap().get(host).copied().unwrap_or(0)
+    }
 }
