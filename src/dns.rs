@@ -326,6 +326,55 @@ pub struct DnsResolver {
 struct Inner {
     runtime: Option<tokio::runtime::Runtime>,
     backend: Backend,
+    negative: NegativeCache,
+}
+
+/// The most negative answers kept (see [`DnsResolver`]'s negative cache).
+pub const NEGATIVE_CACHE_SIZE: usize = 16_384;
+
+/// The longest a negative answer is kept, whatever its SOA says.
+pub const MAX_NEGATIVE_TTL: Duration = Duration::from_secs(3600);
+
+/// NXDOMAIN and NODATA answers kept for their negative TTL (RFC 2308 §5):
+/// hickory's cache keeps positive answers but validates a denial of
+/// existence again on every lookup, and "no TLSA records" is the answer
+/// for most MX hosts. Bogus answers are never kept. When full, expired
+/// entries go first, then everything.
+#[derive(Default)]
+struct NegativeCache(std::sync::Mutex<std::collections::HashMap<(String, u16), Denial>>);
+
+/// A kept denial: until when, NXDOMAIN (or NODATA), its status.
+type Denial = (std::time::Instant, bool, DnssecStatus);
+
+impl NegativeCache {
+    fn get<T>(&self, name: &str, rtype: RecordType) -> Option<Answer<T>> {
+        let now = std::time::Instant::now();
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (until, nx, status) = map.get(&(name.to_ascii_lowercase(), u16::from(rtype)))?;
+        let ttl = until.checked_duration_since(now)?;
+        Some(Answer { rrset: if *nx { Rrset::NxDomain } else { Rrset::NoData }, status: *status, ttl, canonical: None })
+    }
+
+    fn put<T>(&self, name: &str, rtype: RecordType, answer: &Answer<T>) {
+        let nx = match answer.rrset {
+            Rrset::NxDomain => true,
+            Rrset::NoData => false,
+            Rrset::Records(_) => return,
+        };
+        if answer.ttl.is_zero() || answer.canonical.is_some() || answer.status == DnssecStatus::Bogus {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= NEGATIVE_CACHE_SIZE {
+            map.retain(|_, (until, _, _)| *until > now);
+            if map.len() >= NEGATIVE_CACHE_SIZE {
+                map.clear();
+            }
+        }
+        let until = now + answer.ttl.min(MAX_NEGATIVE_TTL);
+        map.insert((name.to_ascii_lowercase(), u16::from(rtype)), (until, nx, answer.status));
+    }
 }
 
 enum Backend {
@@ -421,7 +470,7 @@ impl DnsResolver {
                 Backend::Hickory { resolver: Box::new(resolver), validating: validate }
             }
         };
-        Ok(Self { inner: Arc::new(Inner { runtime: Some(runtime), backend }) })
+        Ok(Self { inner: Arc::new(Inner { runtime: Some(runtime), backend, negative: NegativeCache::default() }) })
     }
 
     /// Whether answers can be secure (validation in process or a trusted AD
@@ -686,16 +735,35 @@ impl DnsResolver {
         let rtype_name = rtype_name(rtype);
         let fqdn = Name::from_ascii(format!("{}.", name.trim_end_matches('.')))
             .map_err(|e| DnsError::new(DnsErrorKind::Malformed(e.to_string()), name, rtype_name))?;
+        let name = name.trim_end_matches('.');
+        if let Some(cached) = self.inner.negative.get(name, rtype) {
+            return Ok(cached);
+        }
+        let answer = self.ask(&fqdn, name, rtype, extract).await;
+        if let Ok(answer) = &answer {
+            self.inner.negative.put(name, rtype, answer);
+        }
+        answer
+    }
+
+    async fn ask<T>(
+        &self,
+        fqdn: &Name,
+        name: &str,
+        rtype: RecordType,
+        extract: impl Fn(&RData) -> Option<T>,
+    ) -> Result<Answer<T>, DnsError> {
+        let rtype_name = rtype_name(rtype);
         match &self.inner.backend {
             Backend::Hickory { resolver, .. } => match resolver.lookup(fqdn.clone(), rtype).await {
-                Ok(lookup) => Ok(positive(&fqdn, lookup.answers(), rtype, extract, |r| proof_status(r.proof))),
+                Ok(lookup) => Ok(positive(fqdn, lookup.answers(), rtype, extract, |r| proof_status(r.proof))),
                 Err(e) => negative(e, name, rtype_name),
             },
             Backend::TrustAd { server, timeout, attempts } => {
                 let mut last = None;
                 for _ in 0..*attempts {
                     match ask_with_ad(*server, *timeout, fqdn.clone(), rtype).await {
-                        Ok(message) => return ad_answer(&fqdn, message, rtype, extract, name, rtype_name),
+                        Ok(message) => return ad_answer(fqdn, message, rtype, extract, name, rtype_name),
                         Err(e) => last = Some(e),
                     }
                 }
@@ -787,8 +855,18 @@ fn negative<T>(e: NetError, name: &str, rtype: &'static str) -> Result<Answer<T>
     };
     match e {
         NetError::Dns(HickoryDnsError::NoRecordsFound(NoRecords {
-            response_code, negative_ttl, authorities, ..
+            response_code,
+            negative_ttl,
+            authorities,
+            soa,
+            ..
         })) => {
+            // RFC 2308 §5: the negative TTL is the smaller of the SOA's TTL
+            // and its MINIMUM field.
+            let soa_ttl = soa
+                .map(|r| r.ttl.min(r.data.minimum))
+                .or_else(|| soa_negative_ttl(authorities.as_deref().unwrap_or_default()));
+            let negative_ttl = negative_ttl.or(soa_ttl);
             // The denial's status is that of the authority records proving it
             // (SOA, NSEC/NSEC3); without any, nothing was proven.
             let status = authorities
@@ -802,10 +880,20 @@ fn negative<T>(e: NetError, name: &str, rtype: &'static str) -> Result<Answer<T>
             if proof == Proof::Bogus {
                 return Err(DnsError::new(DnsErrorKind::Bogus, name, rtype));
             }
-            empty(response.response_code == ResponseCode::NXDomain, proof_status(proof), response.negative_ttl())
+            let ttl = response.negative_ttl().or_else(|| soa_negative_ttl(&response.authorities));
+            empty(response.response_code == ResponseCode::NXDomain, proof_status(proof), ttl)
         }
         e => Err(classify(e, name, rtype)),
     }
+}
+
+/// RFC 2308 §5: a negative answer lives for the smaller of its SOA's TTL
+/// and MINIMUM field.
+fn soa_negative_ttl(authorities: &[Record]) -> Option<u32> {
+    authorities.iter().find_map(|r| match &r.data {
+        RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
+        _ => None,
+    })
 }
 
 fn classify(e: NetError, name: &str, rtype: &'static str) -> DnsError {
@@ -872,11 +960,7 @@ fn ad_answer<T>(
         if message.metadata.response_code == ResponseCode::NXDomain {
             answer.rrset = Rrset::NxDomain;
         }
-        let soa_ttl = message.authorities.iter().find_map(|r| match &r.data {
-            RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
-            _ => None,
-        });
-        answer.ttl = Duration::from_secs(u64::from(soa_ttl.unwrap_or(0)));
+        answer.ttl = Duration::from_secs(u64::from(soa_negative_ttl(&message.authorities).unwrap_or(0)));
         answer.status = status;
     }
     Ok(answer)

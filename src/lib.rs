@@ -7,9 +7,10 @@
 //! MTA-STS grammar of [`sts`] (the `_mta-sts` TXT record, the policy body,
 //! MX patterns), DANE in [`dane`] (TLSA records, verifying a certificate
 //! chain against them), the MTA-STS policy [`cache`], the decision
-//! [`engine`] and TLS-RPT in [`report`]; of the IO layers, the policy
-//! fetch (`fetch`). DNS, the rustls verifier and the resolver façade follow,
-//! in the layout below.
+//! [`engine`] and TLS-RPT in [`report`]; and the IO layers: DNS with
+//! DNSSEC status (`dns`), the policy fetch (`fetch`) and the one-call
+//! façade (`resolver::PolicyResolver`). The rustls verifier follows, in the
+//! layout below.
 //!
 //! # Data flow
 //!
@@ -26,11 +27,14 @@
 //!    engine  destination profiles -> per-MX plan -> verdict
 //!    report  TLS-RPT record, result types, aggregate JSON  (RFC 8460)
 //!  io (cargo features, on by default)
-//!    fetch   the RFC 8461 §3.3 policy fetch (ureq + rustls)
-//!    dns, rustls, resolver   laid out, filled in by later releases
+//!    dns      hickory-resolver: TXT, MX, TLSA, address/CNAME chain, DNSSEC status
+//!    fetch    the RFC 8461 §3.3 policy fetch (ureq + rustls)
+//!    resolver the one-call façade: cache + dns + fetch, thread-safe, single flight
+//!    rustls   (laid out) a ServerCertVerifier enforcing a per-MX plan
 //! ```
 //!
-//! No core module does IO or reads the clock.
+//! No core module does IO or reads the clock; the resolver façade is the
+//! one place that reads the system clock.
 //!
 //! # Example
 //!

@@ -398,3 +398,88 @@
 //! `sts-webpki-invalid`; a body that is not a policy (wrong media type, too
 //! large, invalid) to `sts-policy-invalid`; everything else to
 //! `sts-policy-fetch-error`.
+//!
+//! # DNS and DNSSEC (RFC 7672 §2; feature `dns`)
+//!
+//! [`dns::DnsResolver`](crate::dns::DnsResolver) asks with hickory-resolver
+//! 0.26 and reports, with every answer, its DNSSEC status (RFC 4035 §4.3)
+//! and TTL, telling NXDOMAIN and NODATA (RFC 2308) apart from failures.
+//!
+//! - **Status of an answer**: the weakest status of the records returned
+//!   and of every CNAME that led to them (bogus < indeterminate < insecure
+//!   < secure); of a denial, the weakest of the SOA and NSEC/NSEC3 records
+//!   proving it. A bogus answer is an error ([`DnsErrorKind::Bogus`](
+//!   crate::dns::DnsErrorKind::Bogus)), never data.
+//! - **Negative caching**: hickory keeps positive answers but validates a
+//!   denial again on every lookup, and "no TLSA records" is the usual
+//!   answer for an MX host. The resolver keeps NXDOMAIN and NODATA answers
+//!   for min(SOA TTL, SOA MINIMUM) (RFC 2308 §5), at most one hour, at most
+//!   16 384 of them; bogus answers are never kept.
+//! - **MX** (RFC 5321 §5.1): hosts in preference order (equal preferences
+//!   in the server's order), duplicates removed, names that are not host
+//!   names dropped with a warning, at most 32 kept; no MX records → the
+//!   domain itself, with the status of the MX denial; a null MX (RFC 7505)
+//!   and NXDOMAIN are permanent errors.
+//! - **TLSA base domain** (RFC 7672 §2.2.2): the MX host's A and AAAA
+//!   lookups (CNAMEs followed) must be secure for TLSA to be looked up at
+//!   all (otherwise: insecure, no DANE); after a CNAME chain, TLSA is looked
+//!   up at the end of the chain and, only on a secure denial there, at the
+//!   MX name. A CNAME into an unsigned zone makes the chain insecure. When
+//!   one address family fails and the other answers, the answer given is
+//!   used (its status alone).
+//! - **Modes**: in-process validation from trust anchors (the IANA root
+//!   KSKs by default; anchors in DNSKEY zone-file form otherwise); the AD
+//!   bit (queries set AD and DO, RFC 6840 §5.7) of a validating resolver
+//!   that must be on a loopback address, as RFC 7672 §2.1.1 requires a
+//!   trusted path — any other address, or more than one server, is refused
+//!   when the resolver is made; or off, where every status is indeterminate
+//!   and TLSA is never asked ([`TlsaFacts::Unavailable`](
+//!   crate::engine::TlsaFacts::Unavailable): DANE unavailable, never
+//!   bogus). In AD mode a bogus answer reaches us as SERVFAIL, a failure,
+//!   which has the same effect (the host is not used); a truncated answer
+//!   is an error there (no TCP retry).
+//! - **Blocking and async**: a resolver owns a two-thread tokio runtime. The
+//!   blocking methods run the lookup on the calling thread and return
+//!   `InAsyncContext` instead of panicking when called from async code; the
+//!   `*_async` methods run on the resolver's runtime and can be awaited
+//!   from any executor. Dropping a resolver inside async code is safe.
+//!
+//! # The resolver façade (feature `resolver`)
+//!
+//! [`resolver::PolicyResolver`](crate::resolver::PolicyResolver) is one
+//! thread-safe object made from a DNS configuration, a fetch configuration,
+//! a cache configuration and destination controls (refused when
+//! [`validate`](crate::engine::DestinationControls::validate) finds an
+//! error). `resolve(domain)` returns the engine's plan:
+//!
+//! 1. The profile and route of the destination decide what is asked:
+//!    MTA-STS only when the profile turns it on; TLSA only when DANE support
+//!    is not `None`; no MX lookup for a routed destination (the route host
+//!    is the only host).
+//! 2. The MTA-STS discovery and the MX lookup run together. The discovery
+//!    looks up `_mta-sts.<domain>` (CNAMEs followed), applies the
+//!    exactly-one rule, and asks the cache; a cache hit is answered in
+//!    place, a fetch runs on a blocking thread with single flight, so any
+//!    number of concurrent resolves of a domain make one HTTPS request.
+//! 3. The TLSA facts of all MX hosts are looked up together.
+//! 4. Errors only when no plan can be made: an invalid domain, a failed MX
+//!    lookup (temporary: defer), NXDOMAIN or a null MX (permanent: bounce).
+//!    Failed TXT lookups and fetches are facts (RFC 8461 §5: deliver as
+//!    without MTA-STS, unless a cached policy is live).
+//!
+//! `refresh_due()` refreshes what the cache lists (a new TXT lookup, then a
+//! fetch unless the id is backing off), 16 domains at a time;
+//! `start_refresher(every)` runs it on a thread that stops when its handle
+//! is stopped or dropped. With the `route-policy-domain` option (RFC 8461
+//! §3.4, smart hosts), the route host's name as configured is the policy
+//! domain. The policy host is found with the fetch configuration's name
+//! lookup (the system's by default), not through DNSSEC: MTA-STS rests on
+//! WebPKI.
+//!
+//! Log events (`tracing`, target `smtp_tls_policy::…`): "Successfully
+//! fetched MTA-STS TXT record for domain (…)" (info, with the id), "Invalid
+//! MTA-STS TXT record for domain (…)" and "Failed to fetch MTA-STS TXT
+//! record for domain (…)" (info, with the reason), "Valid cache entry found
+//! for the domain (…)" and "Applying MTA-STS policy for the domain (…)"
+//! (info, with id and mode), and the fetch's own "Successfully fetched /
+//! Failed to fetch MTA-STS policy for the domain (…)" with the reason.

@@ -286,6 +286,11 @@ impl PolicyResolver {
     /// domain and id however many resolves ask at once.
     async fn discover(&self, domain: &DomainName) -> Decision {
         let txt = self.txt(domain).await;
+        // A hit is answered here; only a fetch moves to a blocking thread.
+        if let Some(decision) = self.inner.cache.decide_unless_fetch(domain, txt, SystemTime::now()) {
+            log_decision(domain, &decision);
+            return decision;
+        }
         let this = self.clone();
         let d = domain.clone();
         let task = self.inner.dns.runtime().spawn_blocking(move || {

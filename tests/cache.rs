@@ -72,6 +72,22 @@ fn rfc8461_3_3_same_id_and_live_uses_the_cache_without_a_fetch() {
     assert_eq!(mode(&got), Some(Mode::Enforce));
 }
 
+/// The async path's shortcut: hits answered and counted, a needed fetch
+/// neither answered nor counted (the lookup that follows counts it).
+#[test]
+fn decide_unless_fetch_answers_hits_only() {
+    let (cache, d) = cached();
+    let before = cache.stats();
+    let hit = cache.decide_unless_fetch(&d, TxtLookup::Record(id("a")), t(10)).unwrap();
+    assert_eq!(reason(&hit), Some(&ApplyReason::SameId));
+    assert_eq!(cache.decide_unless_fetch(&d, TxtLookup::Record(id("b")), t(10)), None);
+    let after = cache.stats();
+    assert_eq!((after.hits - before.hits, after.misses - before.misses), (1, 0));
+    let fetched = cache.lookup(&d, TxtLookup::Record(id("b")), t(10), |_| Ok(policy("testing", 600)));
+    assert_eq!(mode(&fetched), Some(Mode::Testing));
+    assert_eq!(cache.stats().misses - before.misses, 1);
+}
+
 /// RFC 8461 §3.3: a changed id means a new policy: fetch it.
 #[test]
 fn rfc8461_3_3_changed_id_fetches() {

@@ -172,8 +172,13 @@ fn rfc7672_2_2_secure_nodata_means_no_dane() {
     let world = DnsWorld::start(&zones());
     let dns = validating(&world);
     let a = dns.tlsa(&host("nodata.signed")).unwrap();
-    assert_eq!((a.rrset, a.status), (Rrset::NoData, DnssecStatus::Secure));
+    // RFC 2308 §5: the negative TTL is min(SOA TTL, SOA MINIMUM) = 300 s.
+    assert_eq!((a.rrset, a.status, a.ttl), (Rrset::NoData, DnssecStatus::Secure, Duration::from_secs(300)));
     assert_eq!(dns.mx_facts(&host("nodata.signed")).tlsa, TlsaFacts::SecureNone);
+    // Kept in the negative cache: asked again, the answer is the same.
+    let again = dns.tlsa(&host("nodata.signed")).unwrap();
+    assert_eq!((again.rrset, again.status), (Rrset::NoData, DnssecStatus::Secure));
+    assert!(again.ttl <= Duration::from_secs(300));
 }
 
 #[test]

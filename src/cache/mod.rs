@@ -585,7 +585,27 @@ impl PolicyCache {
         self.decide_locked(&mut shard, domain, txt, secs(now))
     }
 
+    /// [`decide`](Self::decide) when no fetch is needed; `None` (counted
+    /// as nothing) when one is, to be done with [`lookup`](Self::lookup).
+    /// Lets an async caller answer hits in place and move only fetches to
+    /// a blocking thread.
+    pub fn decide_unless_fetch(&self, domain: &DomainName, txt: TxtLookup, now: SystemTime) -> Option<Decision> {
+        let mut shard = self.shard(domain);
+        let decision = self.decide_uncounted(&mut shard, domain, txt, secs(now));
+        if matches!(decision, Decision::Fetch { .. }) {
+            return None;
+        }
+        count(&mut shard, &decision);
+        Some(decision)
+    }
+
     fn decide_locked(&self, shard: &mut Shard, domain: &DomainName, txt: TxtLookup, now: u64) -> Decision {
+        let decision = self.decide_uncounted(shard, domain, txt, now);
+        count(shard, &decision);
+        decision
+    }
+
+    fn decide_uncounted(&self, shard: &mut Shard, domain: &DomainName, txt: TxtLookup, now: u64) -> Decision {
         let held = |shard: &mut Shard| match shard.entries.get_mut(domain) {
             Some(entry) => entry.decide(txt, now),
             None => Entry::default().decide(txt, now),
@@ -595,11 +615,6 @@ impl PolicyCache {
         // apply, so a hit never waits for it.
         if !matches!(decision, Decision::Apply { .. }) && self.load_from_store(shard, domain, now) {
             decision = held(shard);
-        }
-        match decision {
-            Decision::Apply { .. } => shard.counters.hits += 1,
-            Decision::Fetch { .. } => shard.counters.misses += 1,
-            Decision::NoPolicy(_) => {}
         }
         decision
     }
@@ -834,6 +849,14 @@ impl PolicyCache {
             }
         }
         inserted
+    }
+}
+
+fn count(shard: &mut Shard, decision: &Decision) {
+    match decision {
+        Decision::Apply { .. } => shard.counters.hits += 1,
+        Decision::Fetch { .. } => shard.counters.misses += 1,
+        Decision::NoPolicy(_) => {}
     }
 }
 

@@ -1,0 +1,144 @@
+//! The whole resolve against the local world (a signed DNS server and an
+//! HTTPS policy host on 127.0.0.1, the test world of tests/support):
+//! cold — a domain never seen (TXT, MX, A/AAAA and TLSA lookups, DNSSEC
+//! validation, the HTTPS fetch, the policy parse, the plan) — and warm —
+//! a domain in the policy cache and in the resolver's DNS cache.
+//!
+//! Run: `cargo bench --bench resolve`
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use divan::{Bencher, black_box};
+use smtp_tls_policy::dns::{DnsConfig, DnssecMode, TrustAnchor};
+use smtp_tls_policy::engine::{DaneSupport, DestinationControls, Profile, StsSupport, TlsSupport};
+use smtp_tls_policy::fetch::{FetchConfig, Roots};
+use smtp_tls_policy::resolver::{PolicyResolver, ResolverConfig};
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use support::dns::{DnsWorld, Zones};
+use support::https::{Pki, PolicyServer, ok};
+
+/// Domains `d<N>.signed` available to the cold runs.
+const DOMAINS: usize = 3000;
+
+fn main() {
+    divan::main();
+}
+
+struct World {
+    dns: DnsWorld,
+    https: PolicyServer,
+    pki: Arc<Pki>,
+}
+
+static WORLD: LazyLock<World> = LazyLock::new(|| {
+    let mut signed = String::from("mx.common A 127.0.0.1\n_tcp.mx.common TXT \"no TLSA below\"\n");
+    let pki = Arc::new(Pki::new());
+    let https = PolicyServer::start(Arc::clone(&pki));
+    let body = b"version: STSv1\r\nmode: enforce\r\nmx: mx.common.signed\r\nmax_age: 86400\r\n";
+    for n in 0..DOMAINS {
+        signed += &format!("d{n} MX 10 mx.common\n_mta-sts.d{n} TXT \"v=STSv1; id=1;\"\n");
+        https.set(&format!("mta-sts.d{n}.signed"), ok(body));
+    }
+    let world = World { dns: DnsWorld::start(&Zones { signed, ..Zones::default() }), https, pki };
+    // Issue every policy host's certificate once, outside the measurement.
+    let warm = resolver(&world);
+    for n in 0..DOMAINS {
+        warm.resolve(&format!("d{n}.signed")).unwrap();
+    }
+    world
+});
+
+fn resolver(w: &World) -> PolicyResolver {
+    let anchor = TrustAnchor::parse(&w.dns.root_anchor).unwrap();
+    let dns = DnsConfig::default().servers([w.dns.addr]).dnssec(DnssecMode::Validate(anchor));
+    let target = w.https.addr;
+    let fetch = FetchConfig::default()
+        .roots(Roots::Custom(vec![w.pki.ca_der.clone()]))
+        .proxy_from_env(false)
+        .timeout(Duration::from_secs(5))
+        .lookup(move |_| vec![target]);
+    let controls =
+        DestinationControls::new(Profile::new(TlsSupport::Preferred, DaneSupport::Opportunistic, StsSupport::On));
+    PolicyResolver::new(ResolverConfig::default().dns(dns).fetch(fetch).controls(controls)).unwrap()
+}
+
+/// A domain never resolved by this resolver: every lookup and the fetch.
+#[divan::bench(sample_count = 100, sample_size = 10)]
+fn cold(bencher: Bencher) {
+    let r = resolver(&WORLD);
+    let next = AtomicUsize::new(0);
+    bencher.bench_local(|| {
+        let n = next.fetch_add(1, Ordering::Relaxed) % DOMAINS;
+        let plan = r.resolve(&format!("d{n}.signed")).unwrap();
+        assert!(plan.sts.is_some());
+        black_box(plan)
+    });
+}
+
+/// A cached domain: DNS answers from the resolver's cache, the policy from
+/// the policy cache, then the plan.
+#[divan::bench]
+fn warm(bencher: Bencher) {
+    let r = resolver(&WORLD);
+    r.resolve("d0.signed").unwrap();
+    bencher.bench_local(|| black_box(r.resolve(black_box("d0.signed")).unwrap()));
+}
+
+/// Warm, from async code.
+#[divan::bench]
+fn warm_async(bencher: Bencher) {
+    let r = resolver(&WORLD);
+    r.resolve("d0.signed").unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    bencher.bench_local(|| black_box(rt.block_on(r.resolve_async(black_box("d0.signed"))).unwrap()));
+}
+
+/// The parts of a warm resolve: each DNS lookup from the resolver's cache.
+mod warm_parts {
+    use super::*;
+    use smtp_tls_policy::name::DomainName;
+
+    #[divan::bench]
+    fn txt(bencher: Bencher) {
+        let r = resolver(&WORLD);
+        r.dns().txt("_mta-sts.d0.signed").unwrap();
+        bencher.bench_local(|| black_box(r.dns().txt(black_box("_mta-sts.d0.signed")).unwrap()));
+    }
+
+    #[divan::bench]
+    fn mx(bencher: Bencher) {
+        let r = resolver(&WORLD);
+        let d = DomainName::parse("d0.signed").unwrap();
+        r.dns().mx_hosts(&d).unwrap();
+        bencher.bench_local(|| black_box(r.dns().mx_hosts(black_box(&d)).unwrap()));
+    }
+
+    #[divan::bench]
+    fn tlsa_facts(bencher: Bencher) {
+        let r = resolver(&WORLD);
+        let h = DomainName::parse("mx.common.signed").unwrap();
+        r.dns().mx_facts(&h);
+        bencher.bench_local(|| black_box(r.dns().mx_facts(black_box(&h))));
+    }
+
+    #[divan::bench]
+    fn addresses(bencher: Bencher) {
+        let r = resolver(&WORLD);
+        let h = DomainName::parse("mx.common.signed").unwrap();
+        r.dns().addresses(&h).unwrap();
+        bencher.bench_local(|| black_box(r.dns().addresses(black_box(&h)).unwrap()));
+    }
+
+    #[divan::bench]
+    fn tlsa(bencher: Bencher) {
+        let r = resolver(&WORLD);
+        let h = DomainName::parse("mx.common.signed").unwrap();
+        r.dns().tlsa(&h).unwrap();
+        bencher.bench_local(|| black_box(r.dns().tlsa(black_box(&h)).unwrap()));
+    }
+}
