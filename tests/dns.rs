@@ -113,6 +113,20 @@ fn bogus_signatures_are_an_error_never_data() {
 }
 
 #[test]
+fn rfc4035_5_3_a_record_changed_after_signing_is_bogus() {
+    let world = DnsWorld::start(&zones());
+    let dns = validating(&world);
+    assert_eq!(dns.mx_facts(&host("mx.dane.signed")).tlsa, TlsaFacts::Secure(vec![tlsa()]));
+    // An attacker's TLSA record under the zone's old signature.
+    let forged = "3 1 1 0000000000000000000000000000000000000000000000000000000000000000";
+    world.tamper("signed.", &format!("_25._tcp.mx.dane 300 TLSA {forged}"));
+    let fresh = validating(&world);
+    let err = fresh.tlsa(&host("mx.dane.signed")).unwrap_err();
+    assert_eq!(err.kind(), &DnsErrorKind::Bogus, "{err}");
+    assert_eq!(fresh.mx_facts(&host("mx.dane.signed")).tlsa, TlsaFacts::Bogus);
+}
+
+#[test]
 fn servfail_and_timeouts_are_failures_not_negative_answers() {
     let world = DnsWorld::start(&zones());
     let dns = validating(&world);

@@ -248,6 +248,23 @@ impl DnsWorld {
         self.edit(origin, records, false);
     }
 
+    /// Changes the data of RRsets of zone `origin` after signing, keeping
+    /// their old RRSIGs: signatures that no longer verify (bogus).
+    pub fn tamper(&self, origin: &str, records: &str) {
+        let origin = Name::from_ascii(origin).unwrap();
+        let (_, zone, _) = self.zones.iter().find(|(o, _, _)| *o == origin).expect("a zone of the world");
+        let parsed = parse(&origin, &format!("$ORIGIN {origin}\n{records}\n"));
+        self.runtime.block_on(async {
+            let mut all = zone.records_mut().await;
+            for (key, set) in parsed {
+                let old = all.get(&key).expect("tamper with an existing, signed RRset");
+                let mut changed = (**old).clone();
+                changed.set_records(set.records_without_rrsigs().cloned().collect());
+                all.insert(key, Arc::new(changed));
+            }
+        });
+    }
+
     fn edit(&self, origin: &str, records: &str, insert: bool) {
         let origin = Name::from_ascii(origin).unwrap();
         let (_, zone, signed) = self.zones.iter().find(|(o, _, _)| *o == origin).expect("a zone of the world");
