@@ -84,6 +84,8 @@ pub mod report;
 #[cfg(feature = "resolver")]
 pub mod resolver;
 pub mod sts;
+#[cfg(feature = "rustls")]
+pub mod verify;
 
 pub use error::{ParseError, ParseErrorKind};
 

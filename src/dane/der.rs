@@ -21,6 +21,19 @@ pub(crate) struct Certificate<'a> {
     /// The basicConstraints extension (RFC 5280 §4.2.1.9), if present:
     /// `cA` and `pathLenConstraint`.
     pub(crate) basic_constraints: Option<(bool, Option<u64>)>,
+    /// The last commonName of the subject (RFC 5280 §4.1.2.6), as its raw
+    /// string bytes, when it is a string type.
+    pub(crate) subject_cn: Option<&'a [u8]>,
+    /// Whether a subjectAltName extension (RFC 5280 §4.2.1.6) carries a
+    /// dNSName.
+    pub(crate) dns_san: bool,
+}
+
+/// What the extensions of a certificate say, as far as read here.
+#[derive(Default)]
+struct Extensions {
+    basic_constraints: Option<(bool, Option<u64>)>,
+    dns_san: bool,
 }
 
 /// DER tags used here.
@@ -36,6 +49,13 @@ const VERSION: u8 = 0xa0;
 const EXTENSIONS: u8 = 0xa3;
 /// id-ce-basicConstraints, 2.5.29.19.
 const BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
+/// id-ce-subjectAltName, 2.5.29.17.
+const SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11];
+/// id-at-commonName, 2.5.4.3.
+const COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
+const SET: u8 = 0x31;
+/// GeneralName `dNSName [2] IA5String`.
+const DNS_NAME: u8 = 0x82;
 
 /// Reads one TLV from the front of `input`: (tag, value, rest).
 fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
@@ -108,20 +128,52 @@ pub(crate) fn parse_certificate(der: &[u8]) -> Option<Certificate<'_>> {
     if !validity.is_empty() {
         return None;
     }
-    let mut basic_constraints = None;
+    let mut extensions = Extensions::default();
     while let Some((tag, value, after)) = tlv(rest) {
         if tag == EXTENSIONS {
             if version != 3 {
                 return None;
             }
-            basic_constraints = find_basic_constraints(value)?;
+            extensions = read_extensions(value)?;
         }
         rest = after;
     }
     if !rest.is_empty() {
         return None;
     }
-    Some(Certificate { spki, version, not_before, not_after, self_issued: issuer == subject, basic_constraints })
+    Some(Certificate {
+        spki,
+        version,
+        not_before,
+        not_after,
+        self_issued: issuer == subject,
+        basic_constraints: extensions.basic_constraints,
+        subject_cn: common_name(subject)?,
+        dns_san: extensions.dns_san,
+    })
+}
+
+/// The last commonName of a Name (`SEQUENCE OF SET OF
+/// AttributeTypeAndValue`). `Some(None)` when there is none (or it is not a
+/// string), `None` when the Name is malformed.
+fn common_name(name: &[u8]) -> Option<Option<&[u8]>> {
+    let (mut rdns, _) = expect(name, SEQUENCE)?;
+    let mut found = None;
+    while !rdns.is_empty() {
+        let (mut set, rest) = expect(rdns, SET)?;
+        rdns = rest;
+        while !set.is_empty() {
+            let (attribute, rest) = expect(set, SEQUENCE)?;
+            set = rest;
+            let (oid, value) = expect(attribute, OID)?;
+            let (tag, text, _) = tlv(value)?;
+            // UTF8String, PrintableString, TeletexString, IA5String.
+            if oid == COMMON_NAME && matches!(tag, 0x0c | 0x13 | 0x14 | 0x16) {
+                found = Some(text);
+            }
+        }
+    }
+    Some(found)
 }
 
 /// Checks that `spki` is `SEQUENCE { AlgorithmIdentifier, BIT STRING }`
@@ -133,14 +185,15 @@ pub(crate) fn check_spki(spki: &[u8]) -> Option<()> {
     (trailing.is_empty() && rest.is_empty()).then_some(())
 }
 
-/// Finds basicConstraints in an `[3] EXPLICIT Extensions`. `Some(None)`
-/// when absent, `None` when the extensions are malformed.
-fn find_basic_constraints(explicit: &[u8]) -> Option<Option<(bool, Option<u64>)>> {
+/// Reads basicConstraints and whether subjectAltName has a dNSName from an
+/// `[3] EXPLICIT Extensions`; `None` when the extensions are malformed.
+fn read_extensions(explicit: &[u8]) -> Option<Extensions> {
     let (mut list, trailing) = expect(explicit, SEQUENCE)?;
     if !trailing.is_empty() {
         return None;
     }
-    let mut found = None;
+    let mut found = Extensions::default();
+    let mut seen_bc = false;
     while !list.is_empty() {
         let (extension, rest) = expect(list, SEQUENCE)?;
         list = rest;
@@ -153,10 +206,17 @@ fn find_basic_constraints(explicit: &[u8]) -> Option<Option<(bool, Option<u64>)>
             return None;
         }
         if oid == BASIC_CONSTRAINTS {
-            if found.is_some() {
+            if seen_bc {
                 return None; // RFC 5280 §4.2: at most one instance of an extension
             }
-            found = Some(basic_constraints(value)?);
+            seen_bc = true;
+            found.basic_constraints = Some(basic_constraints(value)?);
+        } else if oid == SUBJECT_ALT_NAME {
+            let (mut names, _) = expect(value, SEQUENCE)?;
+            while let Some((tag, _, rest)) = tlv(names) {
+                found.dns_san |= tag == DNS_NAME;
+                names = rest;
+            }
         }
     }
     Some(found)

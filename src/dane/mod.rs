@@ -22,7 +22,7 @@
 //! assert_eq!(outcome.matched().unwrap().depth, 0);
 //! ```
 
-mod der;
+pub(crate) mod der;
 mod record;
 mod verify;
 

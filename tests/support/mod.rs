@@ -3,3 +3,5 @@
 #[cfg(feature = "dns")]
 pub mod dns;
 pub mod https;
+#[cfg(feature = "rustls")]
+pub mod smtp;

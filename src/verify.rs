@@ -1,0 +1,365 @@
+//! A rustls `ServerCertVerifier` that enforces one MX host's plan
+//! (feature `rustls`).
+//!
+//! [`TlsSetup::new`] takes a [`HostPlan`] and gives the rustls client
+//! configuration and server name for the STARTTLS handshake with that
+//! host; after the handshake, [`TlsSetup::attempt`] says how it went, in
+//! the form [`assess`](crate::engine::assess) takes.
+//!
+//! - **Authentication** as the plan says: none (encryption only); WebPKI
+//!   (a chain to the trusted roots, then a DNS subject alternative name
+//!   matching one of the plan's names — the subject CN only for the names
+//!   the plan allows it for, and only when the certificate has no DNS
+//!   SAN); or DANE (the plan's TLSA records and names through
+//!   [`dane::verify_chain`](crate::dane::verify_chain), RFC 7672 §3).
+//! - **The handshake signature is always verified** against the public key
+//!   of the certificate the server presented, read by the crate's own DER
+//!   reader, so DANE-EE with a self-signed or X.509 v1 certificate still
+//!   makes the server prove that it holds the key (RFC 7672 §3.1.1 does
+//!   not waive that).
+//! - **SNI** (RFC 7672 §8.1, RFC 8461 §4.2, RFC 6066 §3): the TLSA base
+//!   domain under DANE, the MX host name otherwise.
+//! - **Versions**: rustls speaks TLS 1.2 and 1.3 only, so the RFC 8461 §4.2
+//!   and RFC 7672 floor of TLS 1.2 always holds; a plan asking for TLS 1.3
+//!   gets TLS 1.3 only. A server offering only TLS 1.0/1.1 fails the
+//!   handshake; under opportunistic TLS an MTA may then retry in plain
+//!   text, as [`assess`](crate::engine::assess) describes.
+//! - **No session resumption**: a session resumed under one requirement
+//!   would skip the certificate check of another, so every setup has
+//!   resumption disabled.
+//! - **Failures**: when the plan says a failed check stops delivery, the
+//!   verifier fails the handshake (so nothing is sent to that server by
+//!   mistake) and keeps the outcome for [`TlsSetup::attempt`]; when it says
+//!   deliver and report (MTA-STS testing, Preferred-Verify), the handshake
+//!   goes on and the outcome is kept for TLS-RPT.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ClientConfig, Resumption};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, Error, PeerMisbehaved, RootCertStore, SignatureScheme};
+
+use crate::dane::der::parse_certificate;
+use crate::dane::verify_chain;
+use crate::engine::{
+    Attempt, AuthOutcome, Authentication, CertFailure, HostPlan, OnAuthFailure, Requirement, TlsVersion,
+};
+use crate::name::DomainName;
+
+/// The webpki-roots (Mozilla's) trust anchors, for WebPKI checks.
+pub fn webpki_roots() -> Arc<RootCertStore> {
+    Arc::new(RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() })
+}
+
+/// The operating system's trust anchors; an error when none can be loaded.
+pub fn os_roots() -> Result<Arc<RootCertStore>, String> {
+    let loaded = rustls_native_certs::load_native_certs();
+    let mut store = RootCertStore::empty();
+    let (added, _) = store.add_parsable_certificates(loaded.certs);
+    if added == 0 {
+        return Err(format!(
+            "no usable certificate in the operating system's store ({} errors); install the CA bundle or use webpki_roots()",
+            loaded.errors.len()
+        ));
+    }
+    Ok(Arc::new(store))
+}
+
+/// Trust anchors from DER certificates (a private CA, a test world).
+pub fn custom_roots(certs: &[CertificateDer<'_>]) -> Result<Arc<RootCertStore>, Error> {
+    let mut store = RootCertStore::empty();
+    for cert in certs {
+        store.add(cert.clone().into_owned())?;
+    }
+    Ok(Arc::new(store))
+}
+
+/// The TLS side of one connection attempt: the rustls configuration, the
+/// server name to send, and the verifier's outcome afterwards.
+#[derive(Debug, Clone)]
+pub struct TlsSetup {
+    config: Arc<ClientConfig>,
+    server_name: ServerName<'static>,
+    verifier: Arc<PlanVerifier>,
+}
+
+impl TlsSetup {
+    /// The setup for `host`: WebPKI checks chain to `roots`.
+    pub fn new(host: &HostPlan, roots: Arc<RootCertStore>) -> Result<Self, Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let algorithms = provider.signature_verification_algorithms;
+        let verifier = Arc::new(PlanVerifier {
+            requirement: host.requirement.clone(),
+            host: host.host.clone(),
+            roots,
+            algorithms,
+            outcome: Mutex::new(None),
+        });
+        let versions: &[&rustls::SupportedProtocolVersion] = if host.requirement.min_version >= TlsVersion::Tls13 {
+            &[&rustls::version::TLS13]
+        } else {
+            &[&rustls::version::TLS13, &rustls::version::TLS12]
+        };
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::clone(&verifier) as Arc<dyn ServerCertVerifier>)
+            .with_no_client_auth();
+        config.resumption = Resumption::disabled();
+        let sni = match &host.requirement.auth {
+            Authentication::Dane { names, .. } => names.first().unwrap_or(&host.host),
+            _ => &host.host,
+        };
+        let server_name = ServerName::try_from(sni.as_str().to_owned())
+            .map_err(|e| Error::General(format!("server name {sni}: {e}")))?;
+        Ok(Self { config: Arc::new(config), server_name, verifier })
+    }
+
+    /// The rustls client configuration for this host.
+    pub fn config(&self) -> Arc<ClientConfig> {
+        Arc::clone(&self.config)
+    }
+
+    /// The server name to connect with (sent as SNI).
+    pub fn server_name(&self) -> ServerName<'static> {
+        self.server_name.clone()
+    }
+
+    /// What the certificate check found ([`AuthOutcome::NotChecked`] before
+    /// the handshake reached it, or when the plan asks for no check).
+    pub fn outcome(&self) -> AuthOutcome {
+        self.verifier.outcome.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or(AuthOutcome::NotChecked)
+    }
+
+    /// The attempt, for [`assess`](crate::engine::assess), from the
+    /// connection and the handshake's result: TLS with the version and the
+    /// check's outcome when the certificate was checked (also when that
+    /// failed the handshake), otherwise a failed handshake.
+    pub fn attempt(&self, connection: &rustls::CommonState, handshake: Result<(), &Error>) -> Attempt {
+        let version = match connection.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => Some(TlsVersion::Tls13),
+            Some(rustls::ProtocolVersion::TLSv1_2) => Some(TlsVersion::Tls12),
+            _ => None,
+        };
+        let checked = self.verifier.outcome.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match (handshake, checked, version) {
+            (Ok(()), outcome, Some(version)) => {
+                Attempt::Tls { version, auth: outcome.unwrap_or(AuthOutcome::NotChecked) }
+            }
+            (Err(_), Some(outcome), Some(version)) if !is_signature_error(handshake) => {
+                Attempt::Tls { version, auth: outcome }
+            }
+            (Err(_), _, _) if is_signature_error(handshake) => Attempt::HandshakeFailed {
+                reason: "the handshake signature does not verify with the presented certificate's key \
+                         (the server does not prove it holds the key)"
+                    .into(),
+            },
+            (Err(e), _, _) => Attempt::HandshakeFailed { reason: e.to_string() },
+            (Ok(()), _, None) => Attempt::HandshakeFailed { reason: "no TLS version was negotiated".into() },
+        }
+    }
+}
+
+/// A failed handshake signature is a failed handshake, whatever the
+/// certificate check said: the peer did not prove it holds the key.
+fn is_signature_error(handshake: Result<(), &Error>) -> bool {
+    matches!(
+        handshake,
+        Err(Error::InvalidCertificate(CertificateError::BadSignature))
+            | Err(Error::PeerMisbehaved(PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme))
+    )
+}
+
+/// The verifier behind a [`TlsSetup`].
+struct PlanVerifier {
+    requirement: Requirement,
+    host: DomainName,
+    roots: Arc<RootCertStore>,
+    algorithms: WebPkiSupportedAlgorithms,
+    outcome: Mutex<Option<AuthOutcome>>,
+}
+
+impl fmt::Debug for PlanVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlanVerifier").field("host", &self.host).field("requirement", &self.requirement).finish()
+    }
+}
+
+impl PlanVerifier {
+    fn record(&self, outcome: AuthOutcome) {
+        *self.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+    }
+
+    fn webpki(
+        &self,
+        names: &[DomainName],
+        cn_fallback: &[DomainName],
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<String, CertFailure> {
+        let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|e| CertFailure::Other(e.to_string()))?;
+        cert.verify_for_usage(
+            self.algorithms.all,
+            &self.roots.roots,
+            intermediates,
+            now,
+            webpki::KeyUsage::server_auth(),
+            None,
+            None,
+        )
+        .map_err(|e| match e {
+            webpki::Error::CertExpired { .. } | webpki::Error::CertNotValidYet { .. } => CertFailure::Expired,
+            webpki::Error::UnknownIssuer => CertFailure::NotTrusted,
+            other => CertFailure::Other(other.to_string()),
+        })?;
+        let parsed = parse_certificate(end_entity);
+        let cn = parsed.as_ref().filter(|c| !c.dns_san).and_then(|c| c.subject_cn);
+        let san_names = |name: &DomainName| {
+            ServerName::try_from(name.as_str()).is_ok_and(|n| cert.verify_is_valid_for_subject_name(&n).is_ok())
+        };
+        let cn_names = |name: &DomainName| {
+            cn.is_some_and(|cn| {
+                cn.trim_ascii_end().strip_suffix(b".").unwrap_or(cn).eq_ignore_ascii_case(name.as_str().as_bytes())
+            })
+        };
+        if let Some(name) = names.iter().find(|n| san_names(n)) {
+            return Ok(name.to_string());
+        }
+        if let Some(name) = cn_fallback.iter().find(|n| cn_names(n)) {
+            return Ok(name.to_string());
+        }
+        let names_connected_host = san_names(&self.host) || (!cn_fallback.is_empty() && cn_names(&self.host));
+        Err(CertFailure::HostMismatch { names_connected_host })
+    }
+}
+
+impl ServerCertVerifier for PlanVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        match &self.requirement.auth {
+            Authentication::Dane { records, names } => {
+                let chain: Vec<CertificateDer<'_>> =
+                    std::iter::once(end_entity.clone()).chain(intermediates.iter().cloned()).collect();
+                let names: Vec<&str> = names.iter().map(DomainName::as_str).collect();
+                let outcome = verify_chain(&chain, records, &names, now);
+                let authenticated = outcome.is_authenticated();
+                let reason = outcome.failure().map(ToString::to_string);
+                self.record(AuthOutcome::Dane(outcome));
+                match reason {
+                    None if authenticated => Ok(ServerCertVerified::assertion()),
+                    reason => Err(Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
+                        Refused(format!("DANE: {}", reason.unwrap_or_default())),
+                    ))))),
+                }
+            }
+            Authentication::WebPki { names, cn_fallback } => {
+                let result = self.webpki(names, cn_fallback, end_entity, intermediates, now);
+                self.record(AuthOutcome::WebPki(result.clone()));
+                match (result, self.requirement.on_auth_failure) {
+                    (Ok(_), _) | (Err(_), OnAuthFailure::DeliverAndReport) => Ok(ServerCertVerified::assertion()),
+                    (Err(failure), _) => Err(Error::InvalidCertificate(match failure {
+                        CertFailure::Expired => CertificateError::Expired,
+                        CertFailure::NotTrusted => CertificateError::UnknownIssuer,
+                        CertFailure::HostMismatch { .. } => CertificateError::NotValidForName,
+                        CertFailure::Other(reason) => {
+                            CertificateError::Other(rustls::OtherError(Arc::new(Refused(reason))))
+                        }
+                    })),
+                }
+            }
+            _ => {
+                self.record(AuthOutcome::NotChecked);
+                Ok(ServerCertVerified::assertion())
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_signature(message, cert, dss, &self.algorithms, false)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_signature(message, cert, dss, &self.algorithms, true)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The handshake signature, checked with the public key of the presented
+/// certificate as the crate's DER reader finds it (any X.509 version).
+fn verify_signature(
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+    algorithms: &WebPkiSupportedAlgorithms,
+    tls13: bool,
+) -> Result<HandshakeSignatureValid, Error> {
+    // RFC 8446 §4.2.3: no PKCS#1 v1.5 or SHA-1 signatures in TLS 1.3.
+    let tls13_scheme = matches!(
+        dss.scheme,
+        SignatureScheme::ECDSA_NISTP256_SHA256
+            | SignatureScheme::ECDSA_NISTP384_SHA384
+            | SignatureScheme::ECDSA_NISTP521_SHA512
+            | SignatureScheme::RSA_PSS_SHA256
+            | SignatureScheme::RSA_PSS_SHA384
+            | SignatureScheme::RSA_PSS_SHA512
+            | SignatureScheme::ED25519
+            | SignatureScheme::ED448
+    );
+    if tls13 && !tls13_scheme {
+        return Err(PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme.into());
+    }
+    let spki = parse_certificate(cert).ok_or(Error::InvalidCertificate(CertificateError::BadEncoding))?.spki;
+    let spki = SubjectPublicKeyInfoDer::from(spki);
+    let key = webpki::RawPublicKeyEntity::try_from(&spki)
+        .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let candidates = algorithms
+        .mapping
+        .iter()
+        .find(|(scheme, _)| *scheme == dss.scheme)
+        .map(|(_, algs)| *algs)
+        .ok_or(PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme)?;
+    // TLS 1.3 fixes one algorithm per scheme; TLS 1.2 may try each.
+    let candidates = if tls13 { &candidates[..candidates.len().min(1)] } else { candidates };
+    for alg in candidates {
+        match key.verify_signature(*alg, message, dss.signature()) {
+            Ok(()) => return Ok(HandshakeSignatureValid::assertion()),
+            Err(webpki::Error::UnsupportedSignatureAlgorithmForPublicKeyContext(_)) => continue,
+            Err(_) => break,
+        }
+    }
+    Err(Error::InvalidCertificate(CertificateError::BadSignature))
+}
+
+#[derive(Debug)]
+struct Refused(String);
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}

@@ -1,0 +1,300 @@
+//! The local SMTP world of the tests and the demo: STARTTLS servers on
+//! 127.0.0.1 with chosen certificates (or none, or a broken handshake), and
+//! a minimal SMTP client that follows a plan — EHLO, STARTTLS when the plan
+//! asks for it, the crate's rustls verifier, the engine's assessment, then
+//! the message or QUIT.
+#![allow(dead_code)] // each user takes what it needs
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use rustls::RootCertStore;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use smtp_tls_policy::engine::{Attempt, HostPlan, HostResult, Plan, TlsRequirement, assess};
+use smtp_tls_policy::verify::TlsSetup;
+
+/// What a server does about STARTTLS.
+#[derive(Clone)]
+pub enum Starttls {
+    /// Not offered.
+    No,
+    /// Offered, with this chain and the key that signs the handshake.
+    Cert(Vec<CertificateDer<'static>>, Arc<dyn rustls::sign::SigningKey>),
+    /// Offered, then garbage instead of a TLS handshake.
+    Broken,
+}
+
+impl Starttls {
+    /// Offered with `chain` and its own key.
+    pub fn with(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Self {
+        Self::Cert(chain, signing_key(key))
+    }
+}
+
+pub fn signing_key(key: PrivateKeyDer<'static>) -> Arc<dyn rustls::sign::SigningKey> {
+    rustls::crypto::ring::default_provider().key_provider.load_private_key(key).unwrap()
+}
+
+#[derive(Debug)]
+struct Fixed(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for Fixed {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.0))
+    }
+}
+
+/// A running SMTP server.
+#[derive(Clone)]
+pub struct SmtpServer {
+    pub addr: SocketAddr,
+    /// Messages received (after DATA).
+    pub received: Arc<Mutex<Vec<String>>>,
+    /// SNI names the TLS handshakes carried.
+    pub sni: Arc<Mutex<Vec<String>>>,
+}
+
+/// Starts an SMTP server on 127.0.0.1 greeting as `name`.
+pub fn smtp_server(name: &str, starttls: Starttls) -> SmtpServer {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = SmtpServer { addr: listener.local_addr().unwrap(), received: Arc::default(), sni: Arc::default() };
+    let config = match &starttls {
+        Starttls::Cert(chain, key) => {
+            let certified = Arc::new(CertifiedKey::new(chain.clone(), Arc::clone(key)));
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            Some(Arc::new(
+                rustls::ServerConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .unwrap()
+                    .with_no_client_auth()
+                    .with_cert_resolver(Arc::new(Fixed(certified))),
+            ))
+        }
+        _ => None,
+    };
+    let (name, s) = (name.to_owned(), server.clone());
+    thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(tcp) = tcp else { continue };
+            let (name, starttls, config, s) = (name.clone(), starttls.clone(), config.clone(), s.clone());
+            thread::spawn(move || serve(tcp, &name, &starttls, config, &s));
+        }
+    });
+    server
+}
+
+fn serve(
+    mut tcp: TcpStream,
+    name: &str,
+    starttls: &Starttls,
+    config: Option<Arc<rustls::ServerConfig>>,
+    s: &SmtpServer,
+) {
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = write!(tcp, "220 {name} ESMTP test\r\n");
+    let offer = !matches!(starttls, Starttls::No);
+    match session(&mut tcp, name, offer, s) {
+        Some(()) => {}
+        None => return,
+    }
+    // STARTTLS was accepted.
+    match (starttls, config) {
+        (Starttls::Broken, _) => {
+            let _ = tcp.write_all(b"this is not a TLS ServerHello\r\n");
+        }
+        (_, Some(config)) => {
+            let conn = rustls::ServerConnection::new(config).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            while tls.conn.is_handshaking() {
+                if tls.conn.complete_io(&mut tls.sock).is_err() {
+                    return;
+                }
+            }
+            if let Some(sni) = tls.conn.server_name() {
+                s.sni.lock().unwrap().push(sni.to_owned());
+            }
+            let _ = session(&mut tls, name, false, s);
+        }
+        _ => {}
+    }
+}
+
+/// Serves commands until QUIT (`None`) or an accepted STARTTLS (`Some`).
+fn session(stream: &mut (impl Read + Write), name: &str, offer_starttls: bool, s: &SmtpServer) -> Option<()> {
+    loop {
+        let line = read_line(stream)?;
+        let verb = line.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+        let reply = match verb.as_str() {
+            "EHLO" if offer_starttls => format!("250-{name}\r\n250-PIPELINING\r\n250 STARTTLS\r\n"),
+            "EHLO" => format!("250-{name}\r\n250 PIPELINING\r\n"),
+            "HELO" => format!("250 {name}\r\n"),
+            "STARTTLS" if offer_starttls => {
+                stream.write_all(b"220 2.0.0 Ready to start TLS\r\n").ok()?;
+                return Some(());
+            }
+            "MAIL" | "RCPT" | "RSET" | "NOOP" => "250 2.0.0 OK\r\n".into(),
+            "DATA" => {
+                stream.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").ok()?;
+                let mut message = String::new();
+                loop {
+                    let l = read_line(stream)?;
+                    if l == "." {
+                        break;
+                    }
+                    message.push_str(&l);
+                    message.push('\n');
+                }
+                s.received.lock().unwrap().push(message);
+                "250 2.0.0 Queued\r\n".into()
+            }
+            "QUIT" => {
+                let _ = stream.write_all(b"221 2.0.0 Bye\r\n");
+                return None;
+            }
+            _ => "502 5.5.2 Command not recognized\r\n".into(),
+        };
+        stream.write_all(reply.as_bytes()).ok()?;
+    }
+}
+
+/// One line without its CRLF, read a byte at a time so that nothing sent
+/// after a STARTTLS reply is ever taken as plain text.
+fn read_line(stream: &mut impl Read) -> Option<String> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => line.push(byte[0]),
+            _ => return None,
+        }
+        if line.len() > 4096 {
+            return None;
+        }
+    }
+    line.truncate(line.len() - 2);
+    Some(String::from_utf8_lossy(&line).into_owned())
+}
+
+/// A reply: its code and its lines.
+fn read_reply(stream: &mut impl Read) -> Option<(u16, Vec<String>)> {
+    let mut lines = Vec::new();
+    loop {
+        let line = read_line(stream)?;
+        let code = line.get(..3)?.parse().ok()?;
+        let last = line.as_bytes().get(3) != Some(&b'-');
+        lines.push(line.get(4..).unwrap_or_default().to_owned());
+        if last {
+            return Some((code, lines));
+        }
+    }
+}
+
+fn command(stream: &mut (impl Read + Write), line: &str) -> Option<(u16, Vec<String>)> {
+    stream.write_all(format!("{line}\r\n").as_bytes()).ok()?;
+    read_reply(stream)
+}
+
+/// What happened on one host: the attempt, the engine's assessment, and
+/// whether the message went.
+#[derive(Debug)]
+pub struct HostDelivery {
+    pub attempt: Attempt,
+    pub result: HostResult,
+    pub sent: bool,
+}
+
+/// Tries `host` at `addr` as the plan says: EHLO; STARTTLS when the plan
+/// wants TLS and the server offers it; the verifier; the engine's
+/// assessment; the message when the assessment says deliver, else QUIT.
+pub fn deliver(
+    addr: SocketAddr,
+    plan: &Plan,
+    host: &HostPlan,
+    roots: Arc<RootCertStore>,
+    message: &str,
+) -> HostDelivery {
+    let done = |attempt: Attempt, sent| {
+        let result = assess(plan, host, &attempt);
+        HostDelivery { attempt, result, sent }
+    };
+    let Ok(mut tcp) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
+        return done(Attempt::Unreachable, false);
+    };
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+    let Some((220, _)) = read_reply(&mut tcp) else { return done(Attempt::Unreachable, false) };
+    let Some((250, caps)) = command(&mut tcp, "EHLO client.test") else { return done(Attempt::Unreachable, false) };
+    let offered = caps.iter().any(|c| c.eq_ignore_ascii_case("STARTTLS"));
+    let wants_tls = host.requirement.tls != TlsRequirement::Never;
+    if !(wants_tls && offered) {
+        let attempt = Attempt::Plaintext { starttls_offered: offered };
+        let result = assess(plan, host, &attempt);
+        let sent = matches!(result, HostResult::Deliver { .. }) && send(&mut tcp, message);
+        let _ = command(&mut tcp, "QUIT");
+        return HostDelivery { attempt, result, sent };
+    }
+    let Some((220, _)) = command(&mut tcp, "STARTTLS") else {
+        return done(Attempt::HandshakeFailed { reason: "STARTTLS refused".into() }, false);
+    };
+    let setup = TlsSetup::new(host, roots).unwrap();
+    let conn = rustls::ClientConnection::new(setup.config(), setup.server_name()).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut handshake = Ok(());
+    while tls.conn.is_handshaking() {
+        if let Err(e) = tls.conn.complete_io(&mut tls.sock) {
+            handshake = Err(e);
+            break;
+        }
+    }
+    let handshake_error = handshake.as_ref().err().and_then(|e| e.get_ref()?.downcast_ref::<rustls::Error>().cloned());
+    let attempt = match (&handshake, handshake_error) {
+        (Ok(()), _) => setup.attempt(&tls.conn, Ok(())),
+        (Err(_), Some(e)) => setup.attempt(&tls.conn, Err(&e)),
+        (Err(io), None) => Attempt::HandshakeFailed { reason: io.to_string() },
+    };
+    let result = assess(plan, host, &attempt);
+    let deliverable = matches!(result, HostResult::Deliver { .. }) && handshake.is_ok();
+    let sent =
+        deliverable && matches!(command(&mut tls, "EHLO client.test"), Some((250, _))) && send(&mut tls, message);
+    if handshake.is_ok() {
+        let _ = command(&mut tls, "QUIT");
+    }
+    HostDelivery { attempt, result, sent }
+}
+
+fn send(stream: &mut (impl Read + Write), message: &str) -> bool {
+    matches!(command(stream, "MAIL FROM:<sender@client.test>"), Some((250, _)))
+        && matches!(command(stream, "RCPT TO:<user@recipient.test>"), Some((250, _)))
+        && matches!(command(stream, "DATA"), Some((354, _)))
+        && matches!(command(stream, &format!("{message}\r\n.")), Some((250, _)))
+}
+
+/// Tries the plan's hosts in order until one takes the message or the
+/// engine says stop; `addr` finds each host's server.
+pub fn deliver_plan(
+    plan: &Plan,
+    addr: impl Fn(&str) -> Option<SocketAddr>,
+    roots: Arc<RootCertStore>,
+    message: &str,
+) -> Vec<HostDelivery> {
+    let mut out = Vec::new();
+    for host in &plan.hosts {
+        let delivery = match addr(host.host.as_str()) {
+            Some(a) => deliver(a, plan, host, Arc::clone(&roots), message),
+            None => {
+                let attempt = Attempt::Unreachable;
+                HostDelivery { result: assess(plan, host, &attempt), attempt, sent: false }
+            }
+        };
+        let stop = !matches!(delivery.result, HostResult::TryNext(_));
+        out.push(delivery);
+        if stop {
+            break;
+        }
+    }
+    out
+}
