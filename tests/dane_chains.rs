@@ -1,16 +1,19 @@
 //! DANE chain verification (RFC 7672 §3.1, §3.2; RFC 7671 §5, §9) against
 //! certificate chains that rcgen builds at test time.
 
+mod support;
+
 use std::time::Duration;
 
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PublicKeyData, SigningKey, date_time_ymd,
+    KeyUsagePurpose, PublicKeyData, date_time_ymd,
 };
 use ring::digest::{SHA256, SHA512, digest};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use smtp_tls_policy::dane::{DaneFailure, DaneOutcome, PathProblem, TlsaRecord, verify_chain};
 use smtp_tls_policy::report::ResultType;
+use support::x509::v1_certificate;
 
 const MX: &str = "mx.example.net";
 
@@ -141,7 +144,7 @@ fn ee_with_self_signed_and_v1_certificates() {
     assert!(verify(&[&self_signed], &[tlsa(3, 1, 1, &self_signed)], &[]).is_authenticated());
 
     let key = KeyPair::generate().unwrap();
-    let v1 = v1_certificate(&key);
+    let v1 = v1_certificate(&key, "mx.example.net");
     let spki = key.subject_public_key_info();
     for record in [
         TlsaRecord::new(3, 1, 1, digest(&SHA256, &spki).as_ref().to_vec()),
@@ -158,33 +161,6 @@ fn ee_with_self_signed_and_v1_certificates() {
     let other = TlsaRecord::new(2, 0, 0, v1.clone());
     let out = verify_chain(&[CertificateDer::from(v1.clone())], &[other], &[MX], now());
     assert!(!out.is_authenticated());
-}
-
-/// Builds an X.509 v1 certificate (no version field, no extensions), self-
-/// signed with `key` (ECDSA P-256 with SHA-256).
-fn v1_certificate(key: &KeyPair) -> Vec<u8> {
-    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        match content.len() {
-            n @ 0..=0x7f => out.push(n as u8),
-            n @ 0x80..=0xff => out.extend([0x81, n as u8]),
-            n => out.extend([0x82, (n >> 8) as u8, n as u8]),
-        }
-        out.extend_from_slice(content);
-        out
-    }
-    let ecdsa_sha256 = tlv(0x30, &tlv(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]));
-    let cn = tlv(0x0c, b"mx.example.net");
-    let name = tlv(0x30, &tlv(0x31, &tlv(0x30, &[tlv(0x06, &[0x55, 0x04, 0x03]), cn].concat())));
-    let validity = tlv(0x30, &[tlv(0x17, b"200101000000Z"), tlv(0x17, b"300101000000Z")].concat());
-    let tbs = tlv(
-        0x30,
-        &[tlv(0x02, &[0x01]), ecdsa_sha256.clone(), name.clone(), validity, name, key.subject_public_key_info()]
-            .concat(),
-    );
-    let signature = key.sign(&tbs).unwrap();
-    let bits = tlv(0x03, &[&[0u8][..], &signature].concat());
-    tlv(0x30, &[tbs, ecdsa_sha256, bits].concat())
 }
 
 // ---------------------------------------------------------------- DANE-TA

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcgen::{CertificateParams, DnType, Issuer, KeyPair, PublicKeyData, SigningKey};
+use rcgen::{CertificateParams, DnType, Issuer, KeyPair};
 use ring::digest::{SHA256, digest};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use smtp_tls_policy::dane::TlsaRecord;
@@ -24,6 +24,7 @@ use smtp_tls_policy::sts::{Policy, PolicyId};
 use smtp_tls_policy::verify::custom_roots;
 use support::https::{Pki, self_signed};
 use support::smtp::{HostDelivery, SmtpServer, Starttls, deliver_plan, signing_key, smtp_server};
+use support::x509::v1_certificate;
 
 const DOMAIN: &str = "example.test";
 
@@ -167,7 +168,7 @@ fn dane_ta_with_the_anchor_in_the_chain() {
 fn dane_ee_with_an_x509_v1_certificate() {
     let mut w = World::new();
     let key = KeyPair::generate().unwrap();
-    let v1 = CertificateDer::from(v1_certificate(&key));
+    let v1 = CertificateDer::from(v1_certificate(&key, "mx.example.test"));
     let tlsa = dane_ee(&v1);
     let pkcs8 = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
     w.serve("mx.example.test", Starttls::Cert(vec![v1], signing_key(pkcs8)));
@@ -418,30 +419,4 @@ fn a_broken_handshake_moves_to_the_next_host() {
     assert_eq!(delivered(&v), Some(("mx2.example.test", SecurityLevel::Encrypted)));
     let Verdict::Deliver { failures, .. } = &v else { unreachable!() };
     assert_eq!(failures[0].host.as_str(), "mx1.example.test");
-}
-
-/// An X.509 v1 certificate for `mx.example.test`, self-signed with `key`.
-fn v1_certificate(key: &KeyPair) -> Vec<u8> {
-    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        match content.len() {
-            n @ 0..=0x7f => out.push(n as u8),
-            n @ 0x80..=0xff => out.extend([0x81, n as u8]),
-            n => out.extend([0x82, (n >> 8) as u8, n as u8]),
-        }
-        out.extend_from_slice(content);
-        out
-    }
-    let ecdsa_sha256 = tlv(0x30, &tlv(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]));
-    let cn = tlv(0x0c, b"mx.example.test");
-    let name = tlv(0x30, &tlv(0x31, &tlv(0x30, &[tlv(0x06, &[0x55, 0x04, 0x03]), cn].concat())));
-    let validity = tlv(0x30, &[tlv(0x17, b"200101000000Z"), tlv(0x17, b"400101000000Z")].concat());
-    let tbs = tlv(
-        0x30,
-        &[tlv(0x02, &[0x01]), ecdsa_sha256.clone(), name.clone(), validity, name, key.subject_public_key_info()]
-            .concat(),
-    );
-    let signature = key.sign(&tbs).unwrap();
-    let bits = tlv(0x03, &[&[0u8][..], &signature].concat());
-    tlv(0x30, &[tbs, ecdsa_sha256, bits].concat())
 }

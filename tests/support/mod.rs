@@ -5,3 +5,4 @@ pub mod dns;
 pub mod https;
 #[cfg(feature = "rustls")]
 pub mod smtp;
+pub mod x509;
