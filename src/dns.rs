@@ -192,6 +192,9 @@ pub enum DnsErrorKind {
     Config(String),
     /// A blocking lookup was called from async code; use the `*_async` form.
     InAsyncContext,
+    /// The root zone's NS RRset could not be validated: the servers cannot
+    /// serve DNSSEC (or the network is cut off), so no answer can be secure.
+    CannotValidate(String),
 }
 
 /// A DNS lookup that failed: what was asked and what happened.
@@ -229,6 +232,7 @@ impl DnsError {
                 | DnsErrorKind::ResponseCode(_)
                 | DnsErrorKind::Bogus
                 | DnsErrorKind::Network(_)
+                | DnsErrorKind::CannotValidate(_)
         )
     }
 }
@@ -253,6 +257,11 @@ impl fmt::Display for DnsError {
             DnsErrorKind::Malformed(m) => write!(f, "{t} lookup of {name}: unusable answer: {m}"),
             DnsErrorKind::Network(m) => write!(f, "{t} lookup of {name}: network error: {m}; retry later"),
             DnsErrorKind::Config(m) => write!(f, "DNS configuration: {m}"),
+            DnsErrorKind::CannotValidate(why) => write!(
+                f,
+                "DNSSEC validation does not work with these DNS servers ({why}): no answer can be secure, so \
+                 DANE cannot apply; use servers that return DNSSEC records, or turn DNSSEC off"
+            ),
             DnsErrorKind::InAsyncContext => {
                 write!(f, "{t} lookup of {name}: blocking DNS call from async code; use the *_async method")
             }
@@ -501,6 +510,33 @@ impl DnsResolver {
     {
         let task = self.runtime().spawn(f(self.clone()));
         task.await.map_err(|e| config_error(format!("the DNS task ended: {e}")))?
+    }
+
+    /// Checks that the servers answer and, when validating, that the root's
+    /// NS RRset validates as secure: a quick way to tell "no network" or "a
+    /// resolver that strips DNSSEC" from real answers before relying on
+    /// them. Without validation, only that the root's NS RRset comes back.
+    pub fn probe(&self) -> Result<(), DnsError> {
+        self.block(".", "NS", async {
+            let answer = self.query(".", RecordType::NS, |r| matches!(r, RData::NS(_)).then_some(())).await;
+            let cannot = |why: String| Err(DnsError::new(DnsErrorKind::CannotValidate(why), ".", "NS"));
+            match answer {
+                Ok(a) if a.records().is_empty() => Err(DnsError::new(
+                    DnsErrorKind::Network(format!(
+                        "the servers have no NS records for the root zone ({:?}): they do not resolve public names",
+                        a.rrset
+                    )),
+                    ".",
+                    "NS",
+                )),
+                Ok(a) if self.validates() && a.status != DnssecStatus::Secure => {
+                    cannot(format!("the root zone's NS RRset is {:?}", a.status).to_lowercase())
+                }
+                Ok(_) => Ok(()),
+                Err(e) if e.kind == DnsErrorKind::Bogus => cannot("the root zone's NS RRset does not validate".into()),
+                Err(e) => Err(e),
+            }
+        })
     }
 
     /// The TXT RRset at `name` (e.g. `_mta-sts.example.com`), the strings
@@ -780,6 +816,7 @@ fn rtype_name(rtype: RecordType) -> &'static str {
         RecordType::A => "A",
         RecordType::AAAA => "AAAA",
         RecordType::TLSA => "TLSA",
+        RecordType::NS => "NS",
         _ => "DNS",
     }
 }

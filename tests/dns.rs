@@ -297,3 +297,18 @@ fn async_lookups_run_from_any_runtime_and_blocking_ones_refuse_async_code() {
     // The resolver can be dropped inside async code without a panic.
     rt.block_on(async move { drop(dns) });
 }
+
+#[test]
+fn probe_tells_working_validation_from_a_wrong_anchor() {
+    let world = DnsWorld::start(&zones());
+    assert_eq!(validating(&world).probe(), Ok(()));
+    let off = DnsResolver::new(DnsConfig::default().servers([world.addr]).dnssec(DnssecMode::Off)).unwrap();
+    assert_eq!(off.probe(), Ok(()));
+    // Anchored to a key the world's root never used: nothing can be secure.
+    let other = DnsWorld::start(&Zones::default());
+    let anchor = TrustAnchor::parse(&other.root_anchor).unwrap();
+    let config = DnsConfig::default().servers([world.addr]).dnssec(DnssecMode::Validate(anchor)).attempts(1);
+    let err = DnsResolver::new(config).unwrap().probe().unwrap_err();
+    assert!(matches!(err.kind(), DnsErrorKind::CannotValidate(_)), "{err}");
+    assert!(err.to_string().contains("DANE cannot apply"), "{err}");
+}

@@ -210,13 +210,14 @@ pub struct HostDelivery {
 
 /// Tries `host` at `addr` as the plan says: EHLO; STARTTLS when the plan
 /// wants TLS and the server offers it; the verifier; the engine's
-/// assessment; the message when the assessment says deliver, else QUIT.
+/// assessment; the message (if any) when the assessment says deliver, else
+/// QUIT.
 pub fn deliver(
     addr: SocketAddr,
     plan: &Plan,
     host: &HostPlan,
     roots: Arc<RootCertStore>,
-    message: &str,
+    message: Option<&str>,
 ) -> HostDelivery {
     let done = |attempt: Attempt, sent| {
         let result = assess(plan, host, &attempt);
@@ -233,15 +234,21 @@ pub fn deliver(
     if !(wants_tls && offered) {
         let attempt = Attempt::Plaintext { starttls_offered: offered };
         let result = assess(plan, host, &attempt);
-        let sent = matches!(result, HostResult::Deliver { .. }) && send(&mut tcp, message);
+        let sent = matches!(result, HostResult::Deliver { .. }) && message.is_some_and(|m| send(&mut tcp, m));
         let _ = command(&mut tcp, "QUIT");
         return HostDelivery { attempt, result, sent };
     }
     let Some((220, _)) = command(&mut tcp, "STARTTLS") else {
         return done(Attempt::HandshakeFailed { reason: "STARTTLS refused".into() }, false);
     };
-    let setup = TlsSetup::new(host, roots).unwrap();
-    let conn = rustls::ClientConnection::new(setup.config(), setup.server_name()).unwrap();
+    let setup = match TlsSetup::new(host, roots) {
+        Ok(setup) => setup,
+        Err(e) => return done(Attempt::HandshakeFailed { reason: format!("TLS setup: {e}") }, false),
+    };
+    let conn = match rustls::ClientConnection::new(setup.config(), setup.server_name()) {
+        Ok(conn) => conn,
+        Err(e) => return done(Attempt::HandshakeFailed { reason: format!("TLS setup: {e}") }, false),
+    };
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     let mut handshake = Ok(());
     while tls.conn.is_handshaking() {
@@ -258,8 +265,10 @@ pub fn deliver(
     };
     let result = assess(plan, host, &attempt);
     let deliverable = matches!(result, HostResult::Deliver { .. }) && handshake.is_ok();
-    let sent =
-        deliverable && matches!(command(&mut tls, "EHLO client.test"), Some((250, _))) && send(&mut tls, message);
+    let sent = deliverable
+        && message.is_some()
+        && matches!(command(&mut tls, "EHLO client.test"), Some((250, _)))
+        && message.is_some_and(|m| send(&mut tls, m));
     if handshake.is_ok() {
         let _ = command(&mut tls, "QUIT");
     }
@@ -284,7 +293,7 @@ pub fn deliver_plan(
     let mut out = Vec::new();
     for host in &plan.hosts {
         let delivery = match addr(host.host.as_str()) {
-            Some(a) => deliver(a, plan, host, Arc::clone(&roots), message),
+            Some(a) => deliver(a, plan, host, Arc::clone(&roots), Some(message)),
             None => {
                 let attempt = Attempt::Unreachable;
                 HostDelivery { result: assess(plan, host, &attempt), attempt, sent: false }

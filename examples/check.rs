@@ -1,0 +1,438 @@
+//! What an "MTA-STS checker" web page shows, for a real domain: the
+//! `_mta-sts` TXT record, the policy (or exactly why none could be had),
+//! each MX host with whether the policy allows it, its TLSA records and
+//! their DNSSEC status, what this crate would require of a connection to
+//! it, the TLS-RPT record, and a list of problems with what to fix.
+//!
+//! ```text
+//! cargo run --example check -- example.com
+//! cargo run --example check -- example.com --connect   # also try STARTTLS on each MX (port 25)
+//! cargo run --example check -- example.com --json
+//! options: --dns IP[:PORT] (ask this resolver), --no-dnssec, --trust-ad (with --dns on loopback),
+//!          --anchor FILE (DNSKEY records to validate from instead of the IANA root)
+//! ```
+//!
+//! DNSSEC is validated in process from the IANA root unless told
+//! otherwise. Without a network it stops after one DNS timeout (4 s) with
+//! a message saying so. Exit status: 0 no problems, 1 problems found, 2
+//! the check could not run.
+
+#[path = "../tests/support/smtp.rs"]
+mod smtp;
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use smtp_tls_policy::dns::{DnsConfig, DnsResolver, DnssecMode, Rrset, TrustAnchor};
+use smtp_tls_policy::engine::{
+    Attempt, AuthOutcome, Authentication, Basis, DaneSupport, DestinationControls, DnssecStatus, DomainFacts,
+    HostResult, MxFacts, Profile, StsFacts, StsSupport, TlsSupport, TlsaFacts,
+};
+use smtp_tls_policy::fetch::{FetchConfig, PolicyFetcher};
+use smtp_tls_policy::name::DomainName;
+use smtp_tls_policy::report::select_tlsrpt;
+use smtp_tls_policy::sts::{Mode, select_txt};
+
+struct Args {
+    domain: String,
+    connect: bool,
+    json: bool,
+    dns: Option<SocketAddr>,
+    dnssec: &'static str,
+    anchor: Option<String>,
+}
+
+fn args() -> Result<Args, String> {
+    let mut a =
+        Args { domain: String::new(), connect: false, json: false, dns: None, dnssec: "validate", anchor: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--connect" => a.connect = true,
+            "--json" => a.json = true,
+            "--no-dnssec" => a.dnssec = "off",
+            "--trust-ad" => a.dnssec = "trust-ad",
+            "--dns" => {
+                let v = it.next().ok_or("--dns needs an address")?;
+                let addr = v
+                    .parse::<SocketAddr>()
+                    .or_else(|_| v.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                    .map_err(|_| format!("--dns {v}: not an IP address (or IP:PORT)"))?;
+                a.dns = Some(addr);
+            }
+            "--anchor" => {
+                let path = it.next().ok_or("--anchor needs a file of DNSKEY records")?;
+                a.anchor = Some(std::fs::read_to_string(&path).map_err(|e| format!("--anchor {path}: {e}"))?);
+            }
+            "-h" | "--help" => return Err(String::new()),
+            d if !d.starts_with('-') && a.domain.is_empty() => a.domain = d.to_owned(),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if a.domain.is_empty() {
+        return Err("give a domain".into());
+    }
+    Ok(a)
+}
+
+const USAGE: &str = "usage: cargo run --example check -- DOMAIN [--connect] [--json] [--dns IP[:PORT]] [--no-dnssec | --trust-ad | --anchor FILE]";
+
+/// A problem and what to do about it.
+struct Problem(String);
+
+fn main() -> ExitCode {
+    let args = match args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("check: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let domain = match DomainName::parse(&args.domain) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("check: {}: {e}", args.domain);
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args, &domain) {
+        Ok((report, problems)) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            } else {
+                print_text(&report);
+            }
+            if problems == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        }
+        Err(e) => {
+            eprintln!("check: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: &Args, domain: &DomainName) -> Result<(Value, usize), String> {
+    let mode = match args.dnssec {
+        "off" => DnssecMode::Off,
+        "trust-ad" => DnssecMode::TrustAd,
+        _ => match &args.anchor {
+            Some(keys) => DnssecMode::Validate(TrustAnchor::parse(keys).map_err(|e| e.to_string())?),
+            None => DnssecMode::default(),
+        },
+    };
+    let mut config = DnsConfig::default().dnssec(mode).timeout(Duration::from_secs(4)).attempts(1);
+    if let Some(dns) = args.dns {
+        config = config.servers([dns]);
+    }
+    let dns = DnsResolver::new(config).map_err(|e| e.to_string())?;
+    // Offline (or behind a resolver that strips DNSSEC), stop here.
+    if let Err(e) = dns.probe() {
+        let hint = if dns.validates() { ", or add --no-dnssec" } else { "" };
+        return Err(format!(
+            "{e}.\nThe check needs working DNS (and HTTPS to mta-sts.{domain}, and with --connect port 25): run it \
+             where the network allows that, or point --dns at a resolver that answers{hint}"
+        ));
+    }
+    let mut problems: Vec<Problem> = Vec::new();
+
+    // MTA-STS TXT (RFC 8461 §3.1).
+    let txt_name = format!("_mta-sts.{domain}");
+    let txt = dns.txt(&txt_name);
+    let mut sts = json!({ "txt_name": txt_name });
+    let mut policy = None;
+    match &txt {
+        Ok(answer) => {
+            sts["txt_records"] = json!(answer.records());
+            match select_txt(answer.records().iter().map(String::as_str)) {
+                Ok(record) => {
+                    sts["record"] = json!(record.to_string());
+                    sts["id"] = json!(record.id());
+                    let fetcher = PolicyFetcher::new(FetchConfig::default().timeout(Duration::from_secs(10)))
+                        .map_err(|e| e.to_string())?;
+                    sts["policy_url"] = json!(format!("https://mta-sts.{domain}/.well-known/mta-sts.txt"));
+                    match fetcher.fetch(domain) {
+                        Ok(p) => {
+                            sts["policy"] = json!(p.to_string());
+                            sts["mode"] = json!(p.mode().to_string());
+                            sts["max_age"] = json!(p.max_age().as_secs());
+                            if p.mode() == Mode::Testing {
+                                problems.push(Problem(
+                                    "MTA-STS is in testing mode: senders report failures but still deliver; switch to enforce once TLS-RPT reports are clean".into(),
+                                ));
+                            }
+                            if p.max_age() < Duration::from_secs(86_400) {
+                                problems.push(Problem(format!(
+                                    "max_age is {} s: RFC 8461 §3.2 suggests weeks (e.g. 604800 or more) so that a policy survives outages",
+                                    p.max_age().as_secs()
+                                )));
+                            }
+                            policy = Some(p);
+                        }
+                        Err(e) => {
+                            sts["policy_error"] = json!(e.to_string());
+                            sts["result_type"] = json!(e.result_type().to_string());
+                            problems.push(Problem(format!("the policy could not be fetched: {e}")));
+                        }
+                    }
+                }
+                Err(e) => {
+                    sts["txt_error"] = json!(e.to_string());
+                    if answer.records().iter().any(|r| r.starts_with("v=STSv1")) {
+                        problems.push(Problem(e.to_string()));
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            sts["txt_error"] = json!(e.to_string());
+            problems.push(Problem(format!("the MTA-STS TXT lookup failed: {e}")));
+        }
+    }
+
+    // MX hosts (RFC 5321 §5.1) and their TLSA records (RFC 7672 §2.2).
+    let mut mx_json = json!({});
+    let mut facts = None;
+    match dns.mx_hosts(domain) {
+        Ok(mx) => {
+            mx_json["dnssec"] = json!(format!("{:?}", mx.status).to_lowercase());
+            mx_json["implicit"] = json!(mx.implicit);
+            let hosts: Vec<MxFacts> = mx.hosts.iter().map(|h| dns.mx_facts(h)).collect();
+            let sts_facts = match &policy {
+                Some(p) => StsFacts::Policy {
+                    id: select_txt(txt.as_ref().map(|a| a.records()).unwrap_or_default().iter().map(String::as_str))
+                        .map(|r| r.policy_id())
+                        .map_err(|e| e.to_string())?,
+                    policy: std::sync::Arc::new(p.clone()),
+                },
+                None => StsFacts::NoPolicy,
+            };
+            facts = Some(DomainFacts::new(domain.clone(), hosts, mx.status).with_sts(sts_facts));
+            if mx.status != DnssecStatus::Secure {
+                mx_json["note"] = json!("the MX RRset is not DNSSEC-signed: DANE cannot apply (RFC 7672 §2.2.1)");
+            }
+        }
+        Err(e) => {
+            mx_json["error"] = json!(e.to_string());
+            problems.push(Problem(format!("MX lookup: {e}")));
+        }
+    }
+
+    let mut hosts_json = Vec::new();
+    if let Some(facts) = &facts {
+        let controls =
+            DestinationControls::new(Profile::new(TlsSupport::Preferred, DaneSupport::Opportunistic, StsSupport::On));
+        let plan = controls.plan(facts);
+        let roots = smtp_tls_policy::verify::webpki_roots();
+        for mx in &facts.mx {
+            let host = mx.host.as_str();
+            let mut h = json!({ "host": host });
+            if let Some(p) = &policy {
+                let allowed = p.allows_mx(host);
+                h["allowed_by_policy"] = json!(allowed);
+                if !allowed && p.mode() != Mode::None {
+                    problems.push(Problem(format!(
+                        "MX {host} is not allowed by the MTA-STS policy: add \"mx: {host}\" (or a matching *. pattern) to the policy, or change the MX record"
+                    )));
+                }
+            }
+            let (tlsa_status, records) = match &mx.tlsa {
+                TlsaFacts::Secure(r) => ("secure", r.iter().map(ToString::to_string).collect::<Vec<_>>()),
+                TlsaFacts::SecureNone => ("secure, no TLSA records", vec![]),
+                TlsaFacts::Insecure => ("insecure (not DNSSEC-signed)", vec![]),
+                TlsaFacts::Bogus => ("bogus (DNSSEC validation failed)", vec![]),
+                TlsaFacts::Failed => ("lookup failed", vec![]),
+                _ => ("not checked (no DNSSEC validation)", vec![]),
+            };
+            h["tlsa"] =
+                json!({ "name": format!("_25._tcp.{}", mx.tlsa_base), "status": tlsa_status, "records": records });
+            match &mx.tlsa {
+                TlsaFacts::Bogus => problems.push(Problem(format!(
+                    "the TLSA lookup for {host} is bogus: DANE senders will not deliver to it; fix the zone's DNSSEC signatures"
+                ))),
+                TlsaFacts::Failed => problems.push(Problem(format!(
+                    "the TLSA lookup for {host} failed: DANE senders will not use it; check that its zone answers TLSA queries"
+                ))),
+                TlsaFacts::Secure(r) if r.iter().all(|t| !t.is_usable_for_smtp()) => problems.push(Problem(format!(
+                    "no TLSA record of {host} is usable for SMTP (RFC 7672 §3.1.3 allows only usages 2 and 3): publish e.g. \"3 1 1\""
+                ))),
+                _ => {}
+            }
+            match plan.hosts.iter().find(|p| p.host == mx.host) {
+                Some(hp) => {
+                    h["requirement"] = json!(describe(&hp.requirement.auth, hp.requirement.basis));
+                    if args.connect {
+                        h["connect"] = connect(&dns, &plan, hp, &roots, &mut problems);
+                    }
+                }
+                None => {
+                    let why = plan.skipped.iter().find(|(n, _)| *n == mx.host).map(|(_, w)| w.describe());
+                    h["requirement"] = json!(format!("not used: {}", why.unwrap_or("excluded by the plan")));
+                }
+            }
+            hosts_json.push(h);
+        }
+    }
+    mx_json["hosts"] = json!(hosts_json);
+
+    // TLS-RPT (RFC 8460 §3).
+    let rpt_name = format!("_smtp._tls.{domain}");
+    let tlsrpt = match dns.txt(&rpt_name) {
+        Ok(a) => match select_tlsrpt(a.records().iter().map(String::as_str)) {
+            Ok(r) => json!({ "name": rpt_name, "record": r.to_string() }),
+            Err(e) => {
+                problems.push(Problem(format!(
+                    "TLS-RPT: {e}; publish e.g. \"v=TLSRPTv1; rua=mailto:tlsrpt@{domain}\" at {rpt_name} to receive reports"
+                )));
+                json!({ "name": rpt_name, "error": e.to_string() })
+            }
+        },
+        Err(e) => json!({ "name": rpt_name, "error": e.to_string() }),
+    };
+
+    let problems_json: Vec<&str> = problems.iter().map(|p| p.0.as_str()).collect();
+    let report = json!({
+        "domain": domain.as_str(),
+        "mta_sts": sts,
+        "mx": mx_json,
+        "tls_rpt": tlsrpt,
+        "problems": problems_json,
+    });
+    Ok((report, problems.len()))
+}
+
+fn describe(auth: &Authentication, basis: Basis) -> String {
+    let how = match auth {
+        Authentication::None => "TLS if offered, no certificate check".to_owned(),
+        Authentication::WebPki { names, .. } => format!(
+            "TLS 1.2+, WebPKI certificate for {}",
+            names.iter().map(DomainName::as_str).collect::<Vec<_>>().join(" or ")
+        ),
+        Authentication::Dane { records, .. } => format!("TLS 1.2+, DANE ({} usable TLSA records)", records.len()),
+        _ => "—".to_owned(),
+    };
+    let why = match basis {
+        Basis::Dane => "DANE",
+        Basis::Sts(Mode::Enforce) => "MTA-STS enforce",
+        Basis::Sts(_) => "MTA-STS testing",
+        _ => "no policy",
+    };
+    format!("{how} ({why})")
+}
+
+/// STARTTLS on port 25 of the host's first address, with the crate's
+/// verifier; no message is sent.
+fn connect(
+    dns: &DnsResolver,
+    plan: &smtp_tls_policy::engine::Plan,
+    host: &smtp_tls_policy::engine::HostPlan,
+    roots: &std::sync::Arc<rustls::RootCertStore>,
+    problems: &mut Vec<Problem>,
+) -> Value {
+    let address = match dns.addresses(&host.host) {
+        Ok(a) => match a.rrset {
+            Rrset::Records(ips) => ips[0],
+            _ => return json!({ "error": "no address records" }),
+        },
+        Err(e) => return json!({ "error": e.to_string() }),
+    };
+    let tried = smtp::deliver(SocketAddr::new(address, 25), plan, host, std::sync::Arc::clone(roots), None);
+    let attempt = match &tried.attempt {
+        Attempt::Unreachable => {
+            "no SMTP session on port 25 (blocked outbound port 25 is common on home and cloud networks)".to_owned()
+        }
+        Attempt::Plaintext { starttls_offered: false } => "STARTTLS not offered".to_owned(),
+        Attempt::Plaintext { .. } => "plain text".to_owned(),
+        Attempt::HandshakeFailed { reason } => format!("TLS handshake failed: {reason}"),
+        Attempt::Tls { version, auth } => format!(
+            "{version:?}, {}",
+            match auth {
+                AuthOutcome::NotChecked => "certificate not checked".to_owned(),
+                AuthOutcome::WebPki(Ok(name)) => format!("WebPKI certificate valid for {name}"),
+                AuthOutcome::WebPki(Err(e)) => format!("WebPKI check failed: {e:?}"),
+                AuthOutcome::Dane(o) if o.is_authenticated() => "DANE verified".to_owned(),
+                AuthOutcome::Dane(o) =>
+                    format!("DANE failed: {}", o.failure().map(ToString::to_string).unwrap_or_default()),
+                _ => "—".to_owned(),
+            }
+        ),
+        _ => "—".to_owned(),
+    };
+    let verdict = match &tried.result {
+        HostResult::Deliver { reported, .. } if reported.is_empty() => "would deliver".to_owned(),
+        HostResult::Deliver { reported, .. } => format!("would deliver, reporting: {}", reported[0].reason),
+        HostResult::TryNext(f) | HostResult::Stop(f) => {
+            problems.push(Problem(f.reason.clone()));
+            format!("would not deliver: {}", f.reason)
+        }
+        _ => "—".to_owned(),
+    };
+    json!({ "address": address.to_string(), "attempt": attempt, "verdict": verdict })
+}
+
+fn print_text(r: &Value) {
+    let s = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+    println!("MTA-STS / DANE / TLS-RPT check of {}\n", s(&r["domain"]));
+    let sts = &r["mta_sts"];
+    println!("MTA-STS TXT {}:", s(&sts["txt_name"]));
+    for t in sts["txt_records"].as_array().into_iter().flatten() {
+        println!("  {}", s(t));
+    }
+    if !sts["txt_error"].is_null() {
+        println!("  → {}", s(&sts["txt_error"]));
+    }
+    if !sts["policy_url"].is_null() {
+        println!("\nPolicy {}:", s(&sts["policy_url"]));
+        match sts["policy"].as_str() {
+            Some(p) => p.lines().for_each(|l| println!("  {l}")),
+            None => println!("  → {}", s(&sts["policy_error"])),
+        }
+    }
+    let mx = &r["mx"];
+    println!(
+        "\nMX hosts (DNSSEC: {}{}):",
+        s(&mx["dnssec"]),
+        if mx["implicit"] == json!(true) { ", no MX: the domain itself" } else { "" }
+    );
+    if !mx["error"].is_null() {
+        println!("  → {}", s(&mx["error"]));
+    }
+    for h in mx["hosts"].as_array().into_iter().flatten() {
+        let allowed = match h["allowed_by_policy"].as_bool() {
+            Some(true) => " [allowed by the policy]",
+            Some(false) => " [NOT allowed by the policy]",
+            None => "",
+        };
+        println!("  {}{allowed}", s(&h["host"]));
+        println!("    TLSA {}: {}", s(&h["tlsa"]["name"]), s(&h["tlsa"]["status"]));
+        for t in h["tlsa"]["records"].as_array().into_iter().flatten() {
+            println!("      {}", s(t));
+        }
+        println!("    requires: {}", s(&h["requirement"]));
+        if !h["connect"].is_null() {
+            let c = &h["connect"];
+            match c["error"].as_str() {
+                Some(e) => println!("    connect: {e}"),
+                None => println!("    connect {}: {} — {}", s(&c["address"]), s(&c["attempt"]), s(&c["verdict"])),
+            }
+        }
+    }
+    println!("\nTLS-RPT {}:", s(&r["tls_rpt"]["name"]));
+    match r["tls_rpt"]["record"].as_str() {
+        Some(rec) => println!("  {rec}"),
+        None => println!("  → {}", s(&r["tls_rpt"]["error"])),
+    }
+    let problems = r["problems"].as_array().cloned().unwrap_or_default();
+    if problems.is_empty() {
+        println!("\nNo problems found.");
+    } else {
+        println!("\nProblems ({}):", problems.len());
+        for p in problems {
+            println!("  - {}", s(&p));
+        }
+    }
+}
