@@ -1,210 +1,402 @@
-//! The crate's main job as it stands today, offline: MTA-STS discovery —
-//! it selects the `_mta-sts` TXT record from an RRset, fetches the policy
-//! over HTTPS from a policy host it starts on 127.0.0.1 (with a local CA),
-//! through the policy cache, parses it and says which MX hosts it allows
-//! (RFC 8461 §3.1, §3.2, §3.3, §4.1) — and DANE — it checks certificate
-//! chains made on the spot against TLSA records (RFC 7672 §3.1). The DNS and
-//! SMTP world of the full demo comes with the remaining IO layers.
+//! The crate's main job, offline: a local world on 127.0.0.1 — a DNS
+//! server with a signed root, a signed zone `signed.` and an unsigned zone
+//! `plain.`; HTTPS MTA-STS policy hosts with certificates from a local CA;
+//! SMTP servers with STARTTLS — destination controls written the way a
+//! gateway operator writes them, and one message delivered to each
+//! destination through the whole stack: `PolicyResolver` (DNS with DNSSEC,
+//! the policy fetch, the cache) → the plan → SMTP with the crate's rustls
+//! verifier → the engine's assessment and verdict → TLS-RPT.
 //!
 //! ```text
-//! cargo run --example demo                              # bundled example.com
-//! cargo run --example demo -- POLICY_FILE [MX_HOST ...] # your policy file
+//! cargo run --example demo                              # the whole flow
+//! cargo run --example demo -- POLICY_FILE [MX_HOST ...] # check a policy file
 //! ```
 //!
-//! Exit status: 0 when the policy is valid, 1 when it is not, 2 on a usage
-//! or file error.
+//! The SMTP servers listen on ports the system picks, so the demo maps MX
+//! host names to them where an MTA would connect to port 25 of the host's
+//! addresses. Exit status: 0 when every delivery ended as expected, 1
+//! otherwise (or an invalid policy file), 2 on a usage or file error.
 
-#[path = "../tests/support/https.rs"]
-mod https;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::process::ExitCode;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
 
-use std::time::Duration;
-
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, PublicKeyData};
 use ring::digest::{SHA256, digest};
-use rustls_pki_types::UnixTime;
-use smtp_tls_policy::cache::{Decision, NoPolicyReason, PolicyCache, TxtLookup};
-use smtp_tls_policy::dane::{TlsaRecord, verify_chain};
-use smtp_tls_policy::fetch::{FetchConfig, PolicyFetcher, Roots};
-use smtp_tls_policy::name::DomainName;
-use smtp_tls_policy::sts::{Mode, Policy, TxtError, select_txt};
+use smtp_tls_policy::dane::TlsaRecord;
+use smtp_tls_policy::dns::{DnsConfig, DnssecMode, TrustAnchor};
+use smtp_tls_policy::engine::{
+    Attempt, AuthOutcome, Authentication, Basis, DeliveryContext, DestinationControls, HostResult, Plan, Verdict,
+};
+use smtp_tls_policy::fetch::{FetchConfig, Roots};
+use smtp_tls_policy::report::{Aggregator, FailureDetail, ReportMeta, ReportPolicy};
+use smtp_tls_policy::resolver::{PolicyResolver, ResolverConfig};
+use smtp_tls_policy::sts::{Mode, Policy};
+use smtp_tls_policy::verify::custom_roots;
+use support::dns::{DnsWorld, Zones};
+use support::https::{Pki, PolicyServer, ok, self_signed};
+use support::smtp::{SmtpServer, Starttls, deliver_plan, smtp_server};
 
-const BUNDLED_POLICY: &str = include_str!("../tests/data/policies/rfc8461-example.txt");
+/// The destination controls, as an operator writes them.
+const CONTROLS: &str = "\
+default          tls=preferred dane=opportunistic sts=on lifetime=5d
+dane.signed      dane=mandatory
+hosted.signed    tls=required-verify-hosted-domains
+partner.signed   tls=required-verify
+route routed.signed relay.signed
+";
 
-const BUNDLED_RRSET: [&str; 3] =
-    ["v=spf1 include:_spf.example.com -all", "v=STSv1; id=20160831085700Z;", "google-site-verification=abc123"];
-
-const BUNDLED_MX: [&str; 5] =
-    ["mail.example.com", "MX1.example.net.", "backupmx.example.com", "a.b.example.net", "mail.attacker.example"];
+/// The destinations and what should become of the message.
+const DESTINATIONS: [(&str, &str, &str); 7] = [
+    ("dane.signed", "DANE, mandatory", "Deliver"),
+    ("shop.signed", "MTA-STS enforce", "Deliver"),
+    ("news.plain", "MTA-STS testing, certificate for another name", "Deliver"),
+    ("hosted.signed", "a hosted domain (the certificate names the MX host)", "Deliver"),
+    ("routed.signed", "an SMTP route to relay.signed", "Deliver"),
+    ("partner.signed", "Required-Verify, but the certificate names the MX host", "Defer"),
+    ("legacy.signed", "MTA-STS enforce, expired certificate", "Defer"),
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("usage: cargo run --example demo [-- POLICY_FILE [MX_HOST ...]]");
-        return ExitCode::SUCCESS;
-    }
-    let (source, body, hosts): (String, Vec<u8>, Vec<String>) = match args.split_first() {
-        None => {
-            show_dane();
-            show_txt();
-            show_fetch();
-            (
-                "https://mta-sts.example.com/.well-known/mta-sts.txt (bundled)".to_owned(),
-                BUNDLED_POLICY.as_bytes().to_vec(),
-                BUNDLED_MX.iter().map(|h| (*h).to_owned()).collect(),
-            )
+    match args.split_first() {
+        None => world(),
+        Some((flag, _)) if flag == "-h" || flag == "--help" => {
+            println!("usage: cargo run --example demo [-- POLICY_FILE [MX_HOST ...]]");
+            ExitCode::SUCCESS
         }
-        Some((path, hosts)) => match std::fs::read(path) {
-            Ok(body) => (path.clone(), body, hosts.to_vec()),
-            Err(e) => {
-                eprintln!(
-                    "cannot read {path}: {e} (give the path of a policy file, as served at /.well-known/mta-sts.txt)"
-                );
-                return ExitCode::from(2);
+        Some((path, hosts)) => policy_file(path, hosts),
+    }
+}
+
+/// Every event of the crate, kept until printed.
+fn log() -> &'static Mutex<Vec<String>> {
+    static LINES: OnceLock<&'static Mutex<Vec<String>>> = OnceLock::new();
+    LINES.get_or_init(|| {
+        let lines: &'static Mutex<Vec<String>> = Box::leak(Box::default());
+        let _ = tracing::subscriber::set_global_default(capture::Capture(lines));
+        lines
+    })
+}
+
+fn world() -> ExitCode {
+    let started = std::time::Instant::now();
+    let log = log();
+    let pki = Arc::new(Pki::new());
+
+    // SMTP servers: the certificates each MX presents.
+    let (dane_chain, dane_key) = self_signed("mx.dane.signed");
+    let dane_tlsa = TlsaRecord::new(3, 0, 1, digest(&SHA256, &dane_chain[0]).as_ref().to_vec());
+    let valid = |name: &str| {
+        let (c, k) = pki.server(name, false);
+        Starttls::with(c, k)
+    };
+    let expired = {
+        let (c, k) = pki.server("mx.legacy.signed", true);
+        Starttls::with(c, k)
+    };
+    let servers: HashMap<&str, SmtpServer> = [
+        ("mx.dane.signed", smtp_server("mx.dane.signed", Starttls::with(dane_chain, dane_key))),
+        ("mx.shop.signed", smtp_server("mx.shop.signed", valid("mx.shop.signed"))),
+        ("mx.news.plain", smtp_server("mx.news.plain", valid("mail.elsewhere.example"))),
+        ("mx.hosted.signed", smtp_server("mx.hosted.signed", valid("mx.hosted.signed"))),
+        ("mx.partner.signed", smtp_server("mx.partner.signed", valid("mx.partner.signed"))),
+        ("relay.signed", smtp_server("relay.signed", valid("relay.signed"))),
+        ("mx.legacy.signed", smtp_server("mx.legacy.signed", expired)),
+    ]
+    .into_iter()
+    .collect();
+
+    // DNS: MX and address records, TLSA, the MTA-STS and TLS-RPT records.
+    let mut signed = String::new();
+    for d in ["dane", "shop", "hosted", "partner", "legacy"] {
+        signed += &format!("{d} MX 10 mx.{d}\nmx.{d} A 127.0.0.1\n");
+        if d != "dane" {
+            signed += &format!("_25._tcp.mx.{d} TXT \"no TLSA records here\"\n");
+        }
+    }
+    signed += &format!("_25._tcp.mx.dane TLSA {dane_tlsa}\nrelay A 127.0.0.1\n");
+    signed += "_mta-sts.shop TXT \"v=STSv1; id=20261128;\"\n_smtp._tls.shop TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@shop.signed\"\n";
+    signed += "_mta-sts.legacy TXT \"v=STSv1; id=1;\"\n";
+    let plain = "news MX 10 mx.news\nmx.news A 127.0.0.1\n_mta-sts.news TXT \"v=STSv1; id=7;\"\n".to_owned();
+    let dns = DnsWorld::start(&Zones { signed, plain, ..Zones::default() });
+
+    // HTTPS policy hosts.
+    let https = PolicyServer::start(Arc::clone(&pki));
+    let policy = |mode: &str, mx: &str| {
+        ok(format!("version: STSv1\r\nmode: {mode}\r\nmx: {mx}\r\nmax_age: 604800\r\n").as_bytes())
+    };
+    https.set("mta-sts.shop.signed", policy("enforce", "mx.shop.signed"));
+    https.set("mta-sts.news.plain", policy("testing", "mx.news.plain"));
+    https.set("mta-sts.legacy.signed", policy("enforce", "mx.legacy.signed"));
+
+    println!("The local world on 127.0.0.1");
+    println!(
+        "  DNS   {}  signed root, signed zone signed., unsigned zone plain. (DNSSEC validated in process)",
+        dns.addr
+    );
+    println!("  HTTPS {}  mta-sts.shop.signed, mta-sts.news.plain, mta-sts.legacy.signed (local CA)", https.addr);
+    let mut names: Vec<_> = servers.iter().map(|(n, s)| format!("{n} {}", s.addr.port())).collect();
+    names.sort();
+    println!("  SMTP  {}", names.join(", "));
+    println!("\nDestination controls (the operator's file):");
+    for line in CONTROLS.lines() {
+        println!("  {line}");
+    }
+    let controls: DestinationControls = match DestinationControls::parse(CONTROLS) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                println!("  warning: {w}");
             }
-        },
+            loaded.controls
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
     };
 
-    println!("policy from {source}:");
+    let anchor = TrustAnchor::parse(&dns.root_anchor).expect("the world's root key");
+    let target = https.addr;
+    let config = ResolverConfig::default()
+        .dns(DnsConfig::default().servers([dns.addr]).dnssec(DnssecMode::Validate(anchor)))
+        .fetch(
+            FetchConfig::default()
+                .roots(Roots::Custom(vec![pki.ca_der.clone()]))
+                .proxy_from_env(false)
+                .timeout(Duration::from_secs(5))
+                .lookup(move |_| vec![target]),
+        )
+        .controls(controls);
+    let resolver = match PolicyResolver::new(config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let roots = custom_roots(std::slice::from_ref(&pki.ca_der)).expect("the local CA");
+    let addr = |host: &str| servers.get(host).map(|s| s.addr);
+
+    let mut report = Aggregator::new();
+    let mut as_expected = true;
+    for (domain, what, expected) in DESTINATIONS {
+        println!("\n── user@{domain}: {what}");
+        log.lock().unwrap().clear();
+        let plan = match resolver.resolve(domain) {
+            Ok(plan) => plan,
+            Err(e) => {
+                println!("   cannot resolve: {e}");
+                as_expected = false;
+                continue;
+            }
+        };
+        for line in log.lock().unwrap().drain(..) {
+            println!("   log   {line}");
+        }
+        print_plan(&plan);
+        let tried = deliver_plan(&plan, addr, Arc::clone(&roots), "Subject: demo\r\n\r\nHello from the demo.");
+        for (d, host) in tried.iter().zip(&plan.hosts) {
+            println!("   try   {}: {}", host.host, attempt_text(&d.attempt));
+        }
+        let results: Vec<HostResult> = tried.iter().map(|d| d.result.clone()).collect();
+        let v = resolver.verdict(&plan, &results, DeliveryContext::new(Duration::from_secs(60)));
+        for line in log.lock().unwrap().drain(..) {
+            println!("   log   {line}");
+        }
+        let (kind, status, reason) = match &v {
+            Verdict::Deliver { .. } => ("Deliver", v.status(), v.reason()),
+            Verdict::Defer { .. } => ("Defer", v.status(), v.reason()),
+            _ => ("Bounce", v.status(), v.reason()),
+        };
+        println!("   ⇒ {kind} {status}: {reason}");
+        if let Verdict::Defer { recheck_policy: true, .. } = &v {
+            println!("     (before bouncing, the MTA re-checks the MTA-STS policy for a newer id, RFC 8461 §5.1)");
+        }
+        as_expected &= kind == expected;
+        record(&mut report, &plan, &v);
+    }
+
+    let meta = ReportMeta::new(
+        "demo.example",
+        "mailto:postmaster@demo.example",
+        "demo-2026-11-28",
+        SystemTime::now() - Duration::from_secs(86_400),
+        SystemTime::now(),
+    );
+    for domain in report.domains() {
+        let (ok, failed) = report.totals(&domain);
+        println!("\nTLS-RPT report for {domain} ({ok} successful, {failed} failed sessions; RFC 8460 §4.4):");
+        println!("{}", serde_json::to_string_pretty(&report.report(&domain, &meta)).unwrap_or_default());
+    }
+    println!(
+        "\n{} deliveries in {:.1} s, {}.",
+        DESTINATIONS.len(),
+        started.elapsed().as_secs_f64(),
+        if as_expected { "each as expected" } else { "NOT all as expected" }
+    );
+    if as_expected { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+fn print_plan(plan: &Plan) {
+    if let Some((id, policy)) = &plan.sts {
+        println!("   plan  MTA-STS policy id {id}, mode {}", policy.mode());
+    }
+    for host in &plan.hosts {
+        let r = &host.requirement;
+        let auth = match &r.auth {
+            Authentication::None => "no certificate check".to_owned(),
+            Authentication::WebPki { names, .. } => {
+                format!("WebPKI for {}", names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(" or "))
+            }
+            Authentication::Dane { records, .. } => format!("DANE, {} TLSA record(s)", records.len()),
+            _ => "?".to_owned(),
+        };
+        let basis = match r.basis {
+            Basis::Dane => "DANE".to_owned(),
+            Basis::Sts(m) => format!("MTA-STS {m}"),
+            Basis::Route => "SMTP route".to_owned(),
+            _ => "TLS support".to_owned(),
+        };
+        println!("   plan  {}: TLS {:?}, {auth} ({basis})", host.host, r.tls);
+    }
+    for (host, why) in &plan.skipped {
+        println!("   plan  {host}: not used, {}", why.describe());
+    }
+}
+
+fn attempt_text(a: &Attempt) -> String {
+    let mut s = String::new();
+    let _ = match a {
+        Attempt::Unreachable => write!(s, "no SMTP session"),
+        Attempt::Plaintext { starttls_offered } => write!(s, "plain text (STARTTLS offered: {starttls_offered})"),
+        Attempt::HandshakeFailed { reason } => write!(s, "TLS handshake failed: {reason}"),
+        Attempt::Tls { version, auth } => match auth {
+            AuthOutcome::NotChecked => write!(s, "{version}, certificate not checked"),
+            AuthOutcome::WebPki(Ok(name)) => write!(s, "{version}, WebPKI certificate valid for {name}"),
+            AuthOutcome::WebPki(Err(e)) => write!(s, "{version}, WebPKI check failed: {e:?}"),
+            AuthOutcome::Dane(o) if o.is_authenticated() => write!(s, "{version}, DANE verified"),
+            AuthOutcome::Dane(o) => {
+                write!(s, "{version}, DANE failed: {}", o.failure().map(ToString::to_string).unwrap_or_default())
+            }
+            _ => write!(s, "{version}"),
+        },
+        _ => write!(s, "?"),
+    };
+    s
+}
+
+/// TLS-RPT (RFC 8460 §4): one session per delivery, under the policy that
+/// applied — MTA-STS, DANE (TLSA), or none.
+fn record(report: &mut Aggregator, plan: &Plan, v: &Verdict) {
+    let policy = match (&plan.sts, plan.hosts.first().map(|h| &h.requirement.auth)) {
+        (Some((_, p)), _) if p.mode() != Mode::None => ReportPolicy::sts(&plan.domain, p),
+        (_, Some(Authentication::Dane { records, .. })) => ReportPolicy::tlsa(&plan.domain, records),
+        _ => return,
+    };
+    let failures = match v {
+        Verdict::Deliver { failures, .. } | Verdict::Defer { failures, .. } | Verdict::Bounce { failures, .. } => {
+            failures
+        }
+        _ => return,
+    };
+    let mut failed = false;
+    for f in failures.iter().filter(|f| f.result_type.is_some()) {
+        if let Some(rt) = f.result_type {
+            report.record_failure(&policy, FailureDetail::new(rt, Some(&f.host)));
+            failed = true;
+        }
+    }
+    if !failed {
+        report.record_success(&policy);
+    }
+}
+
+/// `demo -- POLICY_FILE [MX_HOST ...]`: is this policy valid, and which MX
+/// hosts does it allow (RFC 8461 §3.2, §4.1)?
+fn policy_file(path: &str, hosts: &[String]) -> ExitCode {
+    let body = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!(
+                "cannot read {path}: {e} (give the path of a policy file, as served at /.well-known/mta-sts.txt)"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    println!("policy from {path}:");
     let policy = match Policy::parse_bytes(&body) {
-        Ok(policy) => policy,
+        Ok(p) => p,
         Err(e) => {
             println!("  INVALID: {e}");
             println!("  a sender treats the domain as having no usable MTA-STS policy (RFC 8461 §3.3, §5)");
             return ExitCode::from(1);
         }
     };
-    let what = match policy.mode() {
-        Mode::Enforce => "deliver only to matching MX hosts, over TLS with a valid certificate",
-        Mode::Testing => "deliver as usual, report failures through TLS-RPT",
-        _ => "no active policy (the domain withdraws it)",
-    };
-    println!("  mode:     {} ({what})", policy.mode());
+    println!("  mode:     {}", policy.mode());
     let secs = policy.max_age().as_secs();
     println!("  max_age:  {secs} s ({:.1} days)", secs as f64 / 86_400.0);
     let patterns: Vec<String> = policy.mx().iter().map(ToString::to_string).collect();
     println!("  mx:       {}", if patterns.is_empty() { "(none)".to_owned() } else { patterns.join(", ") });
-    for e in policy.extensions() {
-        println!("  ext:      {}: {}", e.name(), e.value());
+    for host in hosts {
+        let verdict = match (policy.allows_mx(host), policy.mode()) {
+            (true, _) => "allowed",
+            (false, Mode::Enforce) => "NOT allowed: an enforcing sender will not deliver to it",
+            (false, Mode::Testing) => "does not match: a testing sender delivers and reports it",
+            (false, _) => "does not match (mode none: no effect)",
+        };
+        println!("  {host:<28} {verdict}");
     }
-    if !hosts.is_empty() {
-        println!("MX hosts (RFC 8461 §4.1):");
-        for host in &hosts {
-            let verdict = match (policy.allows_mx(host), policy.mode()) {
-                (true, _) => "allowed",
-                (false, Mode::Enforce) => "NOT allowed: an enforcing sender will not deliver to it",
-                (false, Mode::Testing) => "does not match: a testing sender delivers and reports it",
-                (false, _) => "does not match (mode none: no effect)",
-            };
-            println!("  {host:<28} {verdict}");
-        }
-    }
-    println!("canonical form (Display):");
+    println!("canonical form:");
     for line in policy.to_string().lines() {
         println!("  {line}");
     }
     ExitCode::SUCCESS
 }
 
-fn show_txt() {
-    println!("_mta-sts.example.com TXT RRset:");
-    for record in BUNDLED_RRSET {
-        println!("  {record:?}");
-    }
-    match select_txt(BUNDLED_RRSET) {
-        Ok(txt) => println!("  selected (RFC 8461 §3.1): {txt}  (policy id {})", txt.id()),
-        Err(TxtError::Several { count }) => println!("  {count} records: no policy"),
-        Err(e) => println!("  {e}"),
-    }
-    let broken = ["v=STSv1; id=1", "v=STSv1; id=2"];
-    println!("  and with two STS records {broken:?}: {}", select_txt(broken).unwrap_err());
-}
+mod capture {
+    use std::fmt::Write;
+    use std::sync::Mutex;
 
-/// DANE (RFC 7672 §3.1) on a chain made here: a root, an intermediate and
-/// a server certificate for mx.example.net.
-fn show_dane() {
-    let ca = |cn: &str| {
-        let mut p = CertificateParams::new(Vec::<String>::new()).expect("no names");
-        p.distinguished_name.push(DnType::CommonName, cn);
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p
-    };
-    let (root_params, root_key) = (ca("Demo Root"), KeyPair::generate().expect("key"));
-    let root = root_params.self_signed(&root_key).expect("root");
-    let (int_params, int_key) = (ca("Demo Intermediate"), KeyPair::generate().expect("key"));
-    let int = int_params.signed_by(&int_key, &Issuer::from_params(&root_params, &root_key)).expect("intermediate");
-    let leaf_key = KeyPair::generate().expect("key");
-    let leaf = CertificateParams::new(vec!["mx.example.net".to_owned()])
-        .expect("name")
-        .signed_by(&leaf_key, &Issuer::from_params(&int_params, &int_key))
-        .expect("leaf");
-    let sha256 = |bytes: &[u8]| digest(&SHA256, bytes).as_ref().to_vec();
-    let chain = [leaf.der().clone(), int.der().clone(), root.der().clone()];
-    let now = UnixTime::since_unix_epoch(Duration::from_secs(1_800_000_000));
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
 
-    println!("DANE: mx.example.net presents [server certificate, intermediate, root]");
-    let cases = [
-        ("3 1 1 <server key>", TlsaRecord::new(3, 1, 1, sha256(&leaf_key.subject_public_key_info())), "mx.example.net"),
-        ("2 1 1 <root key>", TlsaRecord::new(2, 1, 1, sha256(&root_key.subject_public_key_info())), "mx.example.net"),
-        (
-            "2 1 1 <root key>",
-            TlsaRecord::new(2, 1, 1, sha256(&root_key.subject_public_key_info())),
-            "mail.other.example",
-        ),
-        ("3 1 1 <someone else's key>", TlsaRecord::new(3, 1, 1, vec![0xab; 32]), "mx.example.net"),
-        ("1 1 1 <server key>", TlsaRecord::new(1, 1, 1, sha256(&leaf_key.subject_public_key_info())), "mx.example.net"),
-    ];
-    for (label, record, name) in cases {
-        let outcome = verify_chain(&chain, std::slice::from_ref(&record), &[name], now);
-        match (outcome.matched(), outcome.failure()) {
-            (Some(m), _) => println!("  {label:<28} name {name:<20} authenticated (depth {})", m.depth),
-            (_, Some(f)) => println!("  {label:<28} name {name:<20} FAILED [{}]: {f}", f.result_type()),
-            _ => println!("  {label:<28} {outcome:?}"),
-        }
-    }
-    println!();
-}
+    /// Keeps this crate's info events as "message (k=v, …)".
+    pub struct Capture(pub &'static Mutex<Vec<String>>);
 
-/// RFC 8461 §3.3 and §5.1: the policy fetched over HTTPS from a local
-/// policy host, through the cache; then the cache protecting it.
-fn show_fetch() {
-    let pki = https::Pki::new();
-    let (good, _) = https::serve(pki.server("mta-sts.example.com", false), https::ok(BUNDLED_POLICY.as_bytes()));
-    let (bad, _) = https::serve(https::self_signed("mta-sts.broken.example"), https::ok(BUNDLED_POLICY.as_bytes()));
-    let lookup = move |host: &str| vec![if host.ends_with("broken.example") { bad } else { good }];
-    let config =
-        FetchConfig::default().roots(Roots::Custom(vec![pki.ca_der.clone()])).proxy_from_env(false).lookup(lookup);
-    let fetcher = match PolicyFetcher::new(config) {
-        Ok(f) => f,
-        Err(e) => {
-            println!("  cannot set up the fetch: {e}");
-            return;
-        }
-    };
-    let cache = PolicyCache::default();
-    let (Ok(domain), Ok(broken)) = (DomainName::parse("example.com"), DomainName::parse("broken.example")) else {
-        return;
-    };
-    let Ok(txt) = select_txt(BUNDLED_RRSET) else { return };
-    let id = TxtLookup::Record(txt.policy_id());
-    println!("MTA-STS over HTTPS: policy hosts on 127.0.0.1, certificates from a local CA");
-    let steps = [
-        ("first delivery to example.com", &domain, id),
-        ("second delivery, same id", &domain, id),
-        ("TXT record gone (an attacker?)", &domain, TxtLookup::NoRecord),
-        ("broken.example (self-signed policy host)", &broken, id),
-    ];
-    for (what, d, txt) in steps {
-        let decision = cache.lookup(d, txt, SystemTime::now(), |_| fetcher.fetch(d).map_err(Into::into));
-        match &decision {
-            Decision::Apply { policy, reason, .. } => {
-                println!("  {what:<44} apply mode {} ({reason:?})", policy.mode())
+    struct Line(String, String);
+
+    impl Visit for Line {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                let _ = write!(self.0, "{value:?}");
+            } else if !matches!(field.name(), "domain") {
+                let _ = write!(self.1, "{}{}={value:?}", if self.1.is_empty() { "" } else { ", " }, field.name());
             }
-            Decision::NoPolicy(NoPolicyReason::FetchFailed(f)) => println!("  {what:<44} no policy: {f}"),
-            other => println!("  {what:<44} {other:?}"),
         }
     }
-    println!();
+
+    impl Subscriber for Capture {
+        fn enabled(&self, m: &Metadata<'_>) -> bool {
+            m.target().starts_with("smtp_tls_policy") && *m.level() <= tracing::Level::INFO
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut line = Line(String::new(), String::new());
+            event.record(&mut line);
+            let text = if line.1.is_empty() { line.0 } else { format!("{} ({})", line.0, line.1) };
+            self.0.lock().unwrap().push(text);
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
 }

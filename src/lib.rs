@@ -9,8 +9,8 @@
 //! chain against them), the MTA-STS policy [`cache`], the decision
 //! [`engine`] and TLS-RPT in [`report`]; and the IO layers: DNS with
 //! DNSSEC status (`dns`), the policy fetch (`fetch`) and the one-call
-//! façade (`resolver::PolicyResolver`). The rustls verifier follows, in the
-//! layout below.
+//! façade (`resolver::PolicyResolver`), and the rustls verifier that
+//! enforces a plan on the TLS connection (`verify::TlsSetup`).
 //!
 //! # Data flow
 //!
@@ -30,7 +30,7 @@
 //!    dns      hickory-resolver: TXT, MX, TLSA, address/CNAME chain, DNSSEC status
 //!    fetch    the RFC 8461 §3.3 policy fetch (ureq + rustls)
 //!    resolver the one-call façade: cache + dns + fetch, thread-safe, single flight
-//!    rustls   (laid out) a ServerCertVerifier enforcing a per-MX plan
+//!    verify   rustls ServerCertVerifier enforcing a per-MX plan (feature `rustls`)
 //! ```
 //!
 //! No core module does IO or reads the clock; the resolver façade is the

@@ -483,3 +483,43 @@
 //! for the domain (…)" and "Applying MTA-STS policy for the domain (…)"
 //! (info, with id and mode), and the fetch's own "Successfully fetched /
 //! Failed to fetch MTA-STS policy for the domain (…)" with the reason.
+//!
+//! # The rustls verifier (feature `rustls`)
+//!
+//! [`verify::TlsSetup`](crate::verify::TlsSetup) turns one MX host's plan
+//! requirement into a rustls client configuration and server name:
+//!
+//! - **WebPKI**: the chain must reach the given roots (webpki-roots, the OS
+//!   store, or custom) with the server-auth usage, dates checked; then a DNS
+//!   SAN must match one of the plan's names (RFC 6125 wildcards as
+//!   rustls-webpki applies them). The subject CN is compared only with the
+//!   names the plan lists for it, and only when the certificate has no DNS
+//!   SAN at all (the gateway's Required-Verify rule); MTA-STS plans list
+//!   none (RFC 8461 §4.2). A mismatch records whether the certificate names
+//!   the connected host — the mark of a hosted destination, which the
+//!   engine turns into "use Required-Verify-Hosted-Domains".
+//! - **DANE**: the presented chain, the plan's usable TLSA records and names
+//!   go to [`dane::verify_chain`](crate::dane::verify_chain) with rustls's
+//!   clock.
+//! - **Handshake signatures**: always verified, with the public key read
+//!   from the presented certificate by the crate's DER reader (any X.509
+//!   version), trying the algorithms rustls maps the signature scheme to
+//!   (one in TLS 1.3, where PKCS#1 v1.5 schemes are refused). rustls's own
+//!   helpers would refuse a v1 certificate, which DANE-EE allows.
+//! - **SNI**: the TLSA base domain under DANE (RFC 7672 §8.1), the MX host
+//!   otherwise (RFC 8461 §4.2 asks for the MX host's name).
+//! - **Versions and resumption**: TLS 1.2 and 1.3 (1.3 alone when the plan
+//!   asks for it); resumption disabled, so no session negotiated under one
+//!   requirement is resumed under another.
+//! - **When a check fails**: under `OnAuthFailure::Fail` the handshake fails
+//!   (the MTA cannot send by mistake); under `DeliverAndReport` it goes on.
+//!   Either way the outcome is kept, and [`TlsSetup::attempt`](
+//!   crate::verify::TlsSetup::attempt) gives the `Attempt` for the engine —
+//!   `Tls` with the failed check when the certificate was judged, or
+//!   `HandshakeFailed` when the handshake failed before that, or when the
+//!   handshake signature did not verify (the server does not hold the key).
+//!
+//! The resolver's [`verdict`](crate::resolver::PolicyResolver::verdict)
+//! wraps the engine's and logs "MTA-STS policy for the domain (…)
+//! Successful." (a delivery that met an applied policy, WebPKI-verified or
+//! better, with nothing to report) or "… Failed." with the reason.

@@ -36,12 +36,13 @@ use crate::ParseError;
 use crate::cache::{ApplyReason, CacheConfig, Decision, FetchFailure, NoPolicyReason, PolicyCache, TxtLookup};
 use crate::dns::{DnsConfig, DnsError, DnsResolver, Rrset};
 use crate::engine::{
-    DaneSupport, DestinationControls, DnssecStatus, DomainFacts, MxFacts, Plan, StsFacts, StsSupport, TlsaFacts,
+    DaneSupport, DeliveryContext, DestinationControls, DnssecStatus, DomainFacts, HostResult, MxFacts, Plan,
+    SecurityLevel, StsFacts, StsSupport, TlsaFacts, Verdict,
 };
 use crate::fetch::{FetchConfig, FetchError, PolicyFetcher};
 use crate::name::DomainName;
 use crate::report::ResultType;
-use crate::sts::{TxtError, select_txt};
+use crate::sts::{Mode, TxtError, select_txt};
 
 /// Everything a [`PolicyResolver`] is made from.
 #[derive(Clone, Default)]
@@ -342,6 +343,32 @@ impl PolicyResolver {
             }
         });
         task.await.unwrap_or(Some(false))
+    }
+
+    /// The engine's [`verdict`](crate::engine::verdict) for a message after
+    /// the attempts on `plan`'s hosts, logged as gateway operators read it:
+    /// "MTA-STS policy for the domain (…) Successful." when a delivery met
+    /// an applied MTA-STS policy, "… Failed." with the reason when it did
+    /// not (info).
+    pub fn verdict(&self, plan: &Plan, results: &[HostResult], context: DeliveryContext) -> Verdict {
+        let verdict = crate::engine::verdict(plan, results, context);
+        let domain = &plan.domain;
+        if let Some((id, policy)) = plan.sts.as_ref().filter(|(_, p)| p.mode() != Mode::None) {
+            let met = match &verdict {
+                Verdict::Deliver { level, failures, .. } => {
+                    *level >= SecurityLevel::WebPkiVerified && failures.iter().all(|f| f.result_type.is_none())
+                }
+                _ => false,
+            };
+            if met {
+                tracing::info!(domain = %domain, id = %id, mode = %policy.mode(),
+                    "MTA-STS policy for the domain ({domain}) Successful.");
+            } else {
+                tracing::info!(domain = %domain, id = %id, mode = %policy.mode(), reason = %verdict.reason(),
+                    "MTA-STS policy for the domain ({domain}) Failed.");
+            }
+        }
+        verdict
     }
 
     /// Starts a thread that calls [`refresh_due`](Self::refresh_due) every

@@ -163,6 +163,21 @@ impl TlsSetup {
     }
 }
 
+impl TlsSetup {
+    /// [`attempt`](Self::attempt) for a handshake driven through
+    /// `std::io` (`complete_io`, `StreamOwned`), whose errors wrap the
+    /// rustls error.
+    pub fn attempt_io(&self, connection: &rustls::CommonState, handshake: Result<(), &std::io::Error>) -> Attempt {
+        match handshake {
+            Ok(()) => self.attempt(connection, Ok(())),
+            Err(io) => match io.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
+                Some(tls) => self.attempt(connection, Err(tls)),
+                None => Attempt::HandshakeFailed { reason: io.to_string() },
+            },
+        }
+    }
+}
+
 /// A failed handshake signature is a failed handshake, whatever the
 /// certificate check said: the peer did not prove it holds the key.
 fn is_signature_error(handshake: Result<(), &Error>) -> bool {

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use smtp_tls_policy::cache::CacheConfig;
 use smtp_tls_policy::dns::{DnsConfig, DnsErrorKind, DnssecMode, TrustAnchor};
 use smtp_tls_policy::engine::{
-    Authentication, Basis, DaneSupport, Destination, DestinationControls, Profile, StsFacts, StsSupport, TlsSupport,
-    TlsaFacts,
+    Attempt, AuthOutcome, Authentication, Basis, CertFailure, DaneSupport, DeliveryContext, Destination,
+    DestinationControls, Profile, StsFacts, StsSupport, TlsSupport, TlsVersion, TlsaFacts, Verdict, assess,
 };
 use smtp_tls_policy::fetch::{FetchConfig, Roots};
 use smtp_tls_policy::name::DomainName;
@@ -505,6 +505,14 @@ fn tracing_events_carry_the_gateway_wording() {
     r.resolve("logged.signed").unwrap();
     r.resolve("logged.signed").unwrap();
     r.resolve("logged-slow.signed").unwrap();
+    // After the delivery: the verdict is logged against the policy.
+    let plan = r.resolve("logged.signed").unwrap();
+    let host = &plan.hosts[0];
+    let ok = Attempt::Tls { version: TlsVersion::Tls13, auth: AuthOutcome::WebPki(Ok(host.host.to_string())) };
+    let bad = Attempt::Tls { version: TlsVersion::Tls13, auth: AuthOutcome::WebPki(Err(CertFailure::Expired)) };
+    let context = DeliveryContext::new(Duration::from_secs(60));
+    assert!(matches!(r.verdict(&plan, &[assess(&plan, host, &ok)], context), Verdict::Deliver { .. }));
+    assert!(matches!(r.verdict(&plan, &[assess(&plan, host, &bad)], context), Verdict::Defer { .. }));
     let lines = lines.lock().unwrap().clone();
     for expected in [
         "Successfully fetched MTA-STS TXT record for domain (logged.signed)",
@@ -512,6 +520,8 @@ fn tracing_events_carry_the_gateway_wording() {
         "Applying MTA-STS policy for the domain (logged.signed)",
         "Valid cache entry found for the domain (logged.signed)",
         "Failed to fetch MTA-STS policy for the domain (logged-slow.signed)",
+        "MTA-STS policy for the domain (logged.signed) Successful.",
+        "MTA-STS policy for the domain (logged.signed) Failed.",
     ] {
         assert!(lines.iter().any(|l| l.starts_with(expected)), "{expected}\n{lines:#?}");
     }

@@ -147,6 +147,18 @@ pub enum TlsVersion {
     Tls13,
 }
 
+impl std::fmt::Display for TlsVersion {
+    /// `TLS 1.2`, as operators write it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Tls10 => "TLS 1.0",
+            Self::Tls11 => "TLS 1.1",
+            Self::Tls12 => "TLS 1.2",
+            Self::Tls13 => "TLS 1.3",
+        })
+    }
+}
+
 /// Whether the connection uses TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

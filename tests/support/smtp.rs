@@ -257,12 +257,7 @@ pub fn deliver(
             break;
         }
     }
-    let handshake_error = handshake.as_ref().err().and_then(|e| e.get_ref()?.downcast_ref::<rustls::Error>().cloned());
-    let attempt = match (&handshake, handshake_error) {
-        (Ok(()), _) => setup.attempt(&tls.conn, Ok(())),
-        (Err(_), Some(e)) => setup.attempt(&tls.conn, Err(&e)),
-        (Err(io), None) => Attempt::HandshakeFailed { reason: io.to_string() },
-    };
+    let attempt = setup.attempt_io(&tls.conn, handshake.as_ref().map(|_| ()));
     let result = assess(plan, host, &attempt);
     let deliverable = matches!(result, HostResult::Deliver { .. }) && handshake.is_ok();
     let sent = deliverable
