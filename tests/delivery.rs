@@ -122,6 +122,31 @@ fn dane_success_skips_mta_sts() {
     assert_eq!(server.sni.lock().unwrap().as_slice(), ["mx.example.test"]);
 }
 
+/// RFC 7672 §8.1, §2.2.2: after a secure CNAME the SNI is the TLSA base
+/// domain, and DANE-TA names may be either name; under WebPKI it is the MX
+/// host.
+#[test]
+fn sni_is_the_tlsa_base_domain_under_dane_and_the_mx_host_otherwise() {
+    let mut w = World::new();
+    let (mut chain, key) = w.pki.server("real.example.test", false);
+    chain.push(w.pki.ca_der.clone());
+    let tlsa = TlsaRecord::new(2, 0, 1, sha256(&w.pki.ca_der));
+    let server = w.serve("mx.example.test", Starttls::with(chain, key));
+    let mx =
+        MxFacts::new(name("mx.example.test"), TlsaFacts::Secure(vec![tlsa])).with_tlsa_base(name("real.example.test"));
+    let f = DomainFacts::new(name(DOMAIN), vec![mx], DnssecStatus::Secure);
+    let (_, v) = w.deliver(&profile(TlsSupport::Preferred, DaneSupport::Mandatory, StsSupport::Off), &f);
+    assert_eq!(delivered(&v), Some(("mx.example.test", SecurityLevel::DaneVerified)), "{v:?}");
+    assert_eq!(server.sni.lock().unwrap().as_slice(), ["real.example.test"]);
+
+    let mut w = World::new();
+    let server = w.serve_valid("mx.example.test", "mx.example.test");
+    let f = facts(&[("mx.example.test", TlsaFacts::SecureNone)], sts("enforce", "mx.example.test"));
+    let (_, v) = w.deliver(&profile(TlsSupport::Preferred, DaneSupport::Opportunistic, StsSupport::On), &f);
+    assert!(delivered(&v).is_some(), "{v:?}");
+    assert_eq!(server.sni.lock().unwrap().as_slice(), ["mx.example.test"]);
+}
+
 /// DESIGN.md precedence 2: DANE Mandatory and no match → no delivery.
 #[test]
 fn dane_mandatory_failure_defers() {
