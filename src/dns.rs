@@ -336,6 +336,8 @@ struct Inner {
     runtime: Option<tokio::runtime::Runtime>,
     backend: Backend,
     negative: NegativeCache,
+    /// How long a waiting thread waits for one lookup.
+    wait_limit: Duration,
 }
 
 /// The most negative answers kept (see [`DnsResolver`]'s negative cache).
@@ -479,7 +481,10 @@ impl DnsResolver {
                 Backend::Hickory { resolver: Box::new(resolver), validating: validate }
             }
         };
-        Ok(Self { inner: Arc::new(Inner { runtime: Some(runtime), backend, negative: NegativeCache::default() }) })
+        let wait_limit = config.timeout.saturating_mul(2 * config.attempts.max(1) as u32) + Duration::from_secs(1);
+        Ok(Self {
+            inner: Arc::new(Inner { runtime: Some(runtime), backend, negative: NegativeCache::default(), wait_limit }),
+        })
     }
 
     /// Whether answers can be secure (validation in process or a trusted AD
@@ -659,6 +664,26 @@ impl DnsResolver {
             _ => Rrset::NoData,
         };
         Ok(Answer { rrset, status, ttl: v4.ttl.min(v6.ttl), canonical })
+    }
+
+    /// The addresses of `host` (e.g. a policy host), from any thread —
+    /// also from a blocking task of this resolver's own runtime, where the
+    /// blocking methods refuse to run: the lookup runs on the runtime and
+    /// this thread waits for its answer (at most the configured timeout
+    /// times the attempts, twice over for A and AAAA). Empty when there is
+    /// none or the lookup fails; for a name lookup hook such as
+    /// [`FetchConfig::lookup`](crate::fetch::FetchConfig::lookup).
+    pub fn host_addresses(&self, host: &str) -> Vec<IpAddr> {
+        let Ok(name) = DomainName::parse(host) else { return Vec::new() };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let this = self.clone();
+        self.runtime().spawn(async move {
+            let _ = tx.send(this.query_addresses(&name).await);
+        });
+        match rx.recv_timeout(self.inner.wait_limit) {
+            Ok(Ok(answer)) => answer.records().to_vec(),
+            _ => Vec::new(),
+        }
     }
 
     /// The TLSA RRset at `_25._tcp.<host>` (RFC 7672 §2.2.3). Records whose

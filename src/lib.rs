@@ -80,6 +80,7 @@ mod error;
 pub mod fetch;
 pub mod manual;
 pub mod name;
+pub mod postfix;
 pub mod report;
 #[cfg(feature = "resolver")]
 pub mod resolver;

@@ -472,9 +472,9 @@
 //! `start_refresher(every)` runs it on a thread that stops when its handle
 //! is stopped or dropped. With the `route-policy-domain` option (RFC 8461
 //! §3.4, smart hosts), the route host's name as configured is the policy
-//! domain. The policy host is found with the fetch configuration's name
-//! lookup (the system's by default), not through DNSSEC: MTA-STS rests on
-//! WebPKI.
+//! domain. The policy host is found with the resolver's DNS servers unless
+//! the fetch configuration brings its own lookup (DNSSEC plays no part:
+//! MTA-STS rests on WebPKI).
 //!
 //! Log events (`tracing`, target `smtp_tls_policy::…`): "Successfully
 //! fetched MTA-STS TXT record for domain (…)" (info, with the id), "Invalid

@@ -157,7 +157,15 @@ impl PolicyResolver {
             )));
         }
         let dns = DnsResolver::new(config.dns)?;
-        let fetcher = PolicyFetcher::new(config.fetch).map_err(|e: FetchError| ResolveError::Config(e.to_string()))?;
+        let mut fetch = config.fetch;
+        if fetch.lookup.is_none() {
+            // The policy host is found with the resolver's own DNS servers.
+            let dns = dns.clone();
+            fetch = fetch.lookup(move |host| {
+                dns.host_addresses(host).into_iter().map(|ip| std::net::SocketAddr::new(ip, 443)).collect()
+            });
+        }
+        let fetcher = PolicyFetcher::new(fetch).map_err(|e: FetchError| ResolveError::Config(e.to_string()))?;
         let cache = PolicyCache::new(config.cache);
         Ok(Self { inner: Arc::new(Inner { dns, fetcher, cache, controls: config.controls }) })
     }

@@ -78,6 +78,9 @@ _25._tcp.mx.dane TLSA {TLSA}
 danests MX 10 mx.dane
 _mta-sts.danests TXT "v=STSv1; id=1;"
 nullmx MX 0 .
+ownlookup MX 10 mx.common
+_mta-sts.ownlookup TXT "v=STSv1; id=1;"
+mta-sts.ownlookup A 127.0.0.1
 "#
     );
     let plain =
@@ -531,4 +534,19 @@ fn tracing_events_carry_the_gateway_wording() {
     let applying =
         lines.iter().find(|l| l.starts_with("Applying MTA-STS policy for the domain (logged.signed)")).unwrap();
     assert!(applying.contains("mode=enforce") && applying.contains("id=1"), "{applying}");
+}
+
+#[test]
+fn the_policy_host_is_looked_up_with_the_resolvers_dns() {
+    let w = world();
+    let mut config = config(&w);
+    config.fetch = FetchConfig::default().roots(Roots::Custom(vec![w.pki.ca_der.clone()])).proxy_from_env(false);
+    let r = PolicyResolver::new(config).unwrap();
+    // mta-sts.ownlookup.signed exists only in the local DNS world: the fetch
+    // reaches its address (where nothing listens on port 443) instead of
+    // failing to find the host.
+    let facts = r.facts("ownlookup.signed").unwrap();
+    let StsFacts::Unavailable(failure) = &facts.sts else { panic!("{:?}", facts.sts) };
+    let error = failure.error().to_string();
+    assert!(error.starts_with("mta-sts.ownlookup.signed: cannot connect to the policy host"), "{error}");
 }

@@ -1,0 +1,329 @@
+//! The socketmap server for Postfix's `smtp_tls_policy_maps` (feature
+//! `resolver`): TCP and UNIX-domain listeners, one thread per connection,
+//! one [`PolicyResolver`] per map name ("zone"), cache snapshots restored
+//! at start and saved at shutdown.
+//!
+//! Limits: a request is one netstring of at most [`MAX_REQUEST`] bytes; a
+//! malformed or oversized one is answered `PERM` and the connection closed
+//! (Postfix reconnects); a connection idle for
+//! [`ServerConfig::idle_timeout`] is closed; at most
+//! [`ServerConfig::max_connections`] are served at once, the next ones get
+//! `TEMP` and are closed.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, SystemTime};
+
+use super::netstring::{decode, encode};
+use super::{MAX_REPLY, MAX_REQUEST, Reply, Request, ZoneOptions, policy_reply};
+use crate::cache::{load_snapshot, save_snapshot};
+use crate::name::DomainName;
+use crate::resolver::PolicyResolver;
+
+/// One map name: its resolver (DNS mode, timeouts, controls such as strict
+/// testing) and its reply options.
+#[derive(Debug, Clone)]
+pub struct Zone {
+    /// The resolver of this zone.
+    pub resolver: PolicyResolver,
+    /// How replies are written.
+    pub options: ZoneOptions,
+}
+
+/// What the server listens on and serves.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// TCP addresses (`socketmap:inet:host:port:name`).
+    pub inet: Vec<SocketAddr>,
+    /// UNIX-domain socket paths (`socketmap:unix:path:name`); an existing
+    /// socket file is replaced.
+    pub unix: Vec<PathBuf>,
+    /// The zones by map name.
+    pub zones: HashMap<String, Zone>,
+    /// A connection idle this long is closed (default 300 s).
+    pub idle_timeout: Duration,
+    /// Connections served at once (default 1000).
+    pub max_connections: usize,
+    /// Where cache snapshots live (`<dir>/<zone>.snapshot`); none: no
+    /// snapshots.
+    pub snapshot_dir: Option<PathBuf>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            inet: Vec::new(),
+            unix: Vec::new(),
+            zones: HashMap::new(),
+            idle_timeout: Duration::from_secs(300),
+            max_connections: 1000,
+            snapshot_dir: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Adds a zone.
+    pub fn zone(mut self, name: impl Into<String>, zone: Zone) -> Self {
+        self.zones.insert(name.into(), zone);
+        self
+    }
+
+    /// Listens on a TCP address.
+    pub fn inet(mut self, addr: SocketAddr) -> Self {
+        self.inet.push(addr);
+        self
+    }
+
+    /// Listens on a UNIX-domain socket.
+    pub fn unix(mut self, path: impl Into<PathBuf>) -> Self {
+        self.unix.push(path.into());
+        self
+    }
+
+    /// Sets where cache snapshots live.
+    pub fn snapshot_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.snapshot_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets the idle timeout.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+}
+
+/// The answer to one request payload (the bytes inside the netstring).
+pub fn answer(zones: &HashMap<String, Zone>, payload: &[u8]) -> Reply {
+    let request = match Request::parse(payload) {
+        Ok(r) => r,
+        Err(why) => return Reply::Perm(why.into()),
+    };
+    let Some(zone) = zones.get(request.name) else {
+        return Reply::Perm(format!("unknown map name {:?}: configure it as a zone", request.name));
+    };
+    let key = request.key.trim_end_matches('.');
+    // "[host]:port" and "host:port" next hops are not domains with policies.
+    if key.starts_with('[') || key.contains(':') {
+        return Reply::NotFound;
+    }
+    let Ok(domain) = DomainName::parse(key) else { return Reply::NotFound };
+    match zone.resolver.facts(domain.as_str()) {
+        Ok(facts) => {
+            let plan = zone.resolver.controls().plan(&facts);
+            let reply = policy_reply(&plan, &facts.sts, zone.options);
+            tracing::debug!(domain = %domain, zone = request.name, reply = %reply, "socketmap answer");
+            reply
+        }
+        Err(e) if e.is_temporary() => Reply::Temp(e.to_string()),
+        Err(_) => Reply::NotFound,
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct SocketmapServer {
+    inet: Vec<SocketAddr>,
+    unix: Vec<PathBuf>,
+    zones: Arc<HashMap<String, Zone>>,
+    snapshot_dir: Option<PathBuf>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+struct Shared {
+    zones: Arc<HashMap<String, Zone>>,
+    stop: Arc<AtomicBool>,
+    active: AtomicUsize,
+    idle_timeout: Duration,
+    max_connections: usize,
+}
+
+impl SocketmapServer {
+    /// Restores the zones' cache snapshots, binds every listener and starts
+    /// serving. Fails when a listener cannot be bound.
+    pub fn start(config: ServerConfig) -> io::Result<Self> {
+        let now = SystemTime::now();
+        if let Some(dir) = &config.snapshot_dir {
+            for (name, zone) in &config.zones {
+                match load_snapshot(zone.resolver.cache(), &snapshot_path(dir, name), now) {
+                    Ok(n) => tracing::info!(zone = %name, policies = n, "cache snapshot restored"),
+                    Err(e) => tracing::warn!(zone = %name, "cache snapshot not restored: {e}"),
+                }
+            }
+        }
+        let zones = Arc::new(config.zones);
+        let stop = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared {
+            zones: Arc::clone(&zones),
+            stop: Arc::clone(&stop),
+            active: AtomicUsize::new(0),
+            idle_timeout: config.idle_timeout,
+            max_connections: config.max_connections,
+        });
+        let mut threads = Vec::new();
+        let mut inet = Vec::new();
+        for addr in &config.inet {
+            let listener = TcpListener::bind(addr)?;
+            inet.push(listener.local_addr()?);
+            let shared = Arc::clone(&shared);
+            threads.push(thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if shared.stop.load(Ordering::Acquire) {
+                        break;
+                    }
+                    if let Ok(stream) = stream {
+                        let _ = stream.set_nodelay(true);
+                        spawn_connection(&shared, stream);
+                    }
+                }
+            }));
+        }
+        for path in &config.unix {
+            if std::fs::metadata(path).is_ok_and(|m| {
+                use std::os::unix::fs::FileTypeExt;
+                m.file_type().is_socket()
+            }) {
+                std::fs::remove_file(path)?;
+            }
+            let listener = UnixListener::bind(path)?;
+            let shared = Arc::clone(&shared);
+            threads.push(thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if shared.stop.load(Ordering::Acquire) {
+                        break;
+                    }
+                    if let Ok(stream) = stream {
+                        spawn_connection(&shared, stream);
+                    }
+                }
+            }));
+        }
+        Ok(Self { inet, unix: config.unix, zones, snapshot_dir: config.snapshot_dir, stop, threads })
+    }
+
+    /// The bound TCP addresses (with the ports the system chose for port 0).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.inet
+    }
+
+    /// Saves every zone's cache snapshot now; the errors, by zone.
+    pub fn save_snapshots(&self) -> Vec<(String, String)> {
+        let Some(dir) = &self.snapshot_dir else { return Vec::new() };
+        let now = SystemTime::now();
+        let mut errors = Vec::new();
+        for (name, zone) in self.zones.iter() {
+            if let Err(e) = save_snapshot(zone.resolver.cache(), &snapshot_path(dir, name), now) {
+                tracing::warn!(zone = %name, "cache snapshot not saved: {e}");
+                errors.push((name.clone(), e.to_string()));
+            }
+        }
+        errors
+    }
+
+    /// Stops accepting connections, saves the snapshots and removes the
+    /// UNIX-domain sockets. Connections being served finish on their own.
+    pub fn shutdown(mut self) -> Vec<(String, String)> {
+        self.stop.store(true, Ordering::Release);
+        // Wake the accept loops.
+        for addr in &self.inet {
+            let _ = TcpStream::connect_timeout(addr, Duration::from_secs(1));
+        }
+        for path in &self.unix {
+            let _ = UnixStream::connect(path);
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        for path in &self.unix {
+            let _ = std::fs::remove_file(path);
+        }
+        self.save_snapshots()
+    }
+}
+
+fn snapshot_path(dir: &Path, zone: &str) -> PathBuf {
+    let safe: String = zone.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    dir.join(format!("{safe}.snapshot"))
+}
+
+trait Connection: Read + Write + Send + 'static {
+    fn set_idle(&self, timeout: Duration) -> io::Result<()>;
+}
+
+impl Connection for TcpStream {
+    fn set_idle(&self, timeout: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(timeout))
+    }
+}
+
+impl Connection for UnixStream {
+    fn set_idle(&self, timeout: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(timeout))
+    }
+}
+
+fn spawn_connection(shared: &Arc<Shared>, mut stream: impl Connection) {
+    if shared.active.fetch_add(1, Ordering::AcqRel) >= shared.max_connections {
+        shared.active.fetch_sub(1, Ordering::AcqRel);
+        let _ = stream.write_all(&encode(Reply::Temp("too many connections; retry".into()).to_string().as_bytes()));
+        return;
+    }
+    let shared = Arc::clone(shared);
+    let spawned = thread::Builder::new().name("socketmap".into()).spawn({
+        let shared = Arc::clone(&shared);
+        move || {
+            serve(&shared, stream);
+            shared.active.fetch_sub(1, Ordering::AcqRel);
+        }
+    });
+    if spawned.is_err() {
+        shared.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Serves requests until the peer closes, goes idle, or sends garbage.
+fn serve(shared: &Shared, mut stream: impl Connection) {
+    if stream.set_idle(shared.idle_timeout).is_err() {
+        return;
+    }
+    let mut buf: Vec<u8> = Vec::with_capacity(512);
+    let mut chunk = [0u8; 4096];
+    loop {
+        // Answer every complete request in the buffer.
+        loop {
+            match decode(&buf, MAX_REQUEST) {
+                Ok(Some((payload, used))) => {
+                    let mut reply = answer(&shared.zones, payload).to_string();
+                    if reply.len() > MAX_REPLY {
+                        reply = Reply::Temp("the policy is too long for Postfix".into()).to_string();
+                    }
+                    if stream.write_all(&encode(reply.as_bytes())).is_err() {
+                        return;
+                    }
+                    buf.drain(..used);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = stream.write_all(&encode(Reply::Perm(e.to_string()).to_string().as_bytes()));
+                    return;
+                }
+            }
+        }
+        if shared.stop.load(Ordering::Acquire) && buf.is_empty() {
+            return;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
