@@ -8,19 +8,16 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
 
 use divan::{Bencher, black_box};
-use smtp_tls_policy::dns::{DnsConfig, DnssecMode, TrustAnchor};
-use smtp_tls_policy::engine::{DaneSupport, DestinationControls, Profile, StsSupport, TlsSupport};
-use smtp_tls_policy::fetch::{FetchConfig, Roots};
-use smtp_tls_policy::resolver::{PolicyResolver, ResolverConfig};
+use smtp_tls_policy::resolver::PolicyResolver;
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use support::dns::{DnsWorld, Zones};
 use support::https::{Pki, PolicyServer, ok};
+use support::world::local_config;
 
 /// Domains `d<N>.signed` available to the cold runs.
 const DOMAINS: usize = 3000;
@@ -54,17 +51,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
 });
 
 fn resolver(w: &World) -> PolicyResolver {
-    let anchor = TrustAnchor::parse(&w.dns.root_anchor).unwrap();
-    let dns = DnsConfig::default().servers([w.dns.addr]).dnssec(DnssecMode::Validate(anchor));
-    let target = w.https.addr;
-    let fetch = FetchConfig::default()
-        .roots(Roots::Custom(vec![w.pki.ca_der.clone()]))
-        .proxy_from_env(false)
-        .timeout(Duration::from_secs(5))
-        .lookup(move |_| vec![target]);
-    let controls =
-        DestinationControls::new(Profile::new(TlsSupport::Preferred, DaneSupport::Opportunistic, StsSupport::On));
-    PolicyResolver::new(ResolverConfig::default().dns(dns).fetch(fetch).controls(controls)).unwrap()
+    PolicyResolver::new(local_config(&w.dns, &w.https, &w.pki)).unwrap()
 }
 
 /// A domain never resolved by this resolver: every lookup and the fetch.

@@ -15,15 +15,14 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use smtp_tls_policy::dns::{DnsConfig, DnssecMode, TrustAnchor};
-use smtp_tls_policy::engine::{DaneSupport, DestinationControls, Options, Profile, StsSupport, TlsSupport};
-use smtp_tls_policy::fetch::{FetchConfig, Roots};
+use smtp_tls_policy::engine::Options;
 use smtp_tls_policy::postfix::ZoneOptions;
 use smtp_tls_policy::postfix::netstring::{decode, encode};
 use smtp_tls_policy::postfix::server::{ServerConfig, SocketmapServer, Zone};
-use smtp_tls_policy::resolver::{PolicyResolver, ResolverConfig};
+use smtp_tls_policy::resolver::PolicyResolver;
 use support::dns::{DnsWorld, Zones};
 use support::https::{Pki, PolicyServer, ok, response};
+use support::world::{controls, local_config};
 
 const TLSA: &str = "3 1 1 2bb9e4c1a6e2b5d2f0e1b7a1c9d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6";
 
@@ -81,23 +80,9 @@ fn world() -> World {
 }
 
 fn zone(w: &World, strict: bool, options: ZoneOptions) -> Zone {
-    let anchor = TrustAnchor::parse(&w.dns.root_anchor).unwrap();
-    let dns = DnsConfig::default()
-        .servers([w.dns.addr])
-        .dnssec(DnssecMode::Validate(anchor))
-        .timeout(Duration::from_millis(500))
-        .attempts(1);
-    let target = w.https.addr;
-    let fetch = FetchConfig::default()
-        .roots(Roots::Custom(vec![w.pki.ca_der.clone()]))
-        .proxy_from_env(false)
-        .timeout(Duration::from_secs(2))
-        .lookup(move |_| vec![target]);
-    let controls =
-        DestinationControls::new(Profile::new(TlsSupport::Preferred, DaneSupport::Opportunistic, StsSupport::On))
-            .with_options(Options::default().testing_as_enforce(strict));
-    let resolver = PolicyResolver::new(ResolverConfig::default().dns(dns).fetch(fetch).controls(controls)).unwrap();
-    Zone { resolver, options }
+    let mut config = local_config(&w.dns, &w.https, &w.pki);
+    config.controls = controls().with_options(Options::default().testing_as_enforce(strict));
+    Zone { resolver: PolicyResolver::new(config).unwrap(), options }
 }
 
 fn temp_dir(name: &str) -> PathBuf {

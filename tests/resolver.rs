@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use smtp_tls_policy::cache::CacheConfig;
-use smtp_tls_policy::dns::{DnsConfig, DnsErrorKind, DnssecMode, TrustAnchor};
+use smtp_tls_policy::dns::{DnsConfig, DnsErrorKind, DnssecMode};
 use smtp_tls_policy::engine::{
     Attempt, AuthOutcome, Authentication, Basis, CertFailure, DaneSupport, DeliveryContext, Destination,
     DestinationControls, Profile, StsFacts, StsSupport, TlsSupport, TlsVersion, TlsaFacts, Verdict, assess,
@@ -25,6 +25,7 @@ use smtp_tls_policy::resolver::{PolicyResolver, ResolveError, ResolverConfig};
 use smtp_tls_policy::sts::{MAX_POLICY_BYTES, Mode};
 use support::dns::{DnsWorld, Zones};
 use support::https::{CertKind, Pki, PolicyServer, Reply, ok, proxy, response};
+use support::world::{controls, local_config};
 
 const TLSA: &str = "3 1 1 2bb9e4c1a6e2b5d2f0e1b7a1c9d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6";
 
@@ -109,24 +110,8 @@ fn world() -> World {
     World { dns: DnsWorld::start(&zones()), https, pki }
 }
 
-fn controls() -> DestinationControls {
-    DestinationControls::new(Profile::new(TlsSupport::Preferred, DaneSupport::Opportunistic, StsSupport::On))
-}
-
 fn config(w: &World) -> ResolverConfig {
-    let anchor = TrustAnchor::parse(&w.dns.root_anchor).unwrap();
-    let dns = DnsConfig::default()
-        .servers([w.dns.addr])
-        .dnssec(DnssecMode::Validate(anchor))
-        .timeout(Duration::from_millis(400))
-        .attempts(1);
-    let target = w.https.addr;
-    let fetch = FetchConfig::default()
-        .roots(Roots::Custom(vec![w.pki.ca_der.clone()]))
-        .proxy_from_env(false)
-        .timeout(Duration::from_secs(2))
-        .lookup(move |_| vec![target]);
-    ResolverConfig::default().dns(dns).fetch(fetch).controls(controls())
+    local_config(&w.dns, &w.https, &w.pki)
 }
 
 fn resolver(w: &World) -> PolicyResolver {

@@ -175,17 +175,7 @@ impl SocketmapServer {
             let listener = TcpListener::bind(addr)?;
             inet.push(listener.local_addr()?);
             let shared = Arc::clone(&shared);
-            threads.push(thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if shared.stop.load(Ordering::Acquire) {
-                        break;
-                    }
-                    if let Ok(stream) = stream {
-                        let _ = stream.set_nodelay(true);
-                        spawn_connection(&shared, stream);
-                    }
-                }
-            }));
+            threads.push(thread::spawn(move || accept(&shared, listener.incoming())));
         }
         for path in &config.unix {
             if std::fs::metadata(path).is_ok_and(|m| {
@@ -196,16 +186,7 @@ impl SocketmapServer {
             }
             let listener = UnixListener::bind(path)?;
             let shared = Arc::clone(&shared);
-            threads.push(thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if shared.stop.load(Ordering::Acquire) {
-                        break;
-                    }
-                    if let Ok(stream) = stream {
-                        spawn_connection(&shared, stream);
-                    }
-                }
-            }));
+            threads.push(thread::spawn(move || accept(&shared, listener.incoming())));
         }
         Ok(Self { inet, unix: config.unix, zones, snapshot_dir: config.snapshot_dir, stop, threads })
     }
@@ -255,12 +236,26 @@ fn snapshot_path(dir: &Path, zone: &str) -> PathBuf {
     dir.join(format!("{safe}.snapshot"))
 }
 
+/// Accepts connections until the server stops.
+fn accept<S: Connection>(shared: &Arc<Shared>, incoming: impl Iterator<Item = io::Result<S>>) {
+    for stream in incoming {
+        if shared.stop.load(Ordering::Acquire) {
+            break;
+        }
+        if let Ok(stream) = stream {
+            spawn_connection(shared, stream);
+        }
+    }
+}
+
 trait Connection: Read + Write + Send + 'static {
     fn set_idle(&self, timeout: Duration) -> io::Result<()>;
 }
 
 impl Connection for TcpStream {
     fn set_idle(&self, timeout: Duration) -> io::Result<()> {
+        // One small reply per request: no Nagle delay.
+        self.set_nodelay(true)?;
         self.set_read_timeout(Some(timeout))
     }
 }

@@ -5,4 +5,6 @@ pub mod dns;
 pub mod https;
 #[cfg(feature = "rustls")]
 pub mod smtp;
+#[cfg(feature = "resolver")]
+pub mod world;
 pub mod x509;

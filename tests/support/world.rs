@@ -1,0 +1,37 @@
+//! A resolver configured for the local world: DNS from the DNS world,
+//! validated from its root key; policies fetched from the HTTPS policy
+//! server with the local CA; a gateway's usual default profile.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use smtp_tls_policy::dns::{DnsConfig, DnssecMode, TrustAnchor};
+use smtp_tls_policy::engine::{DaneSupport, DestinationControls, Profile, StsSupport, TlsSupport};
+use smtp_tls_policy::fetch::{FetchConfig, Roots};
+use smtp_tls_policy::resolver::ResolverConfig;
+
+use super::dns::DnsWorld;
+use super::https::{Pki, PolicyServer};
+
+/// TLS Preferred, DANE Opportunistic, MTA-STS On.
+pub fn controls() -> DestinationControls {
+    DestinationControls::new(Profile::new(TlsSupport::Preferred, DaneSupport::Opportunistic, StsSupport::On))
+}
+
+/// The resolver configuration for the local world (short DNS timeouts, one
+/// attempt; a 2 s fetch timeout).
+pub fn local_config(dns: &DnsWorld, https: &PolicyServer, pki: &Pki) -> ResolverConfig {
+    let anchor = TrustAnchor::parse(&dns.root_anchor).expect("the world's root key");
+    let dns = DnsConfig::default()
+        .servers([dns.addr])
+        .dnssec(DnssecMode::Validate(anchor))
+        .timeout(Duration::from_millis(400))
+        .attempts(1);
+    let target = https.addr;
+    let fetch = FetchConfig::default()
+        .roots(Roots::Custom(vec![pki.ca_der.clone()]))
+        .proxy_from_env(false)
+        .timeout(Duration::from_secs(2))
+        .lookup(move |_| vec![target]);
+    ResolverConfig::default().dns(dns).fetch(fetch).controls(controls())
+}
