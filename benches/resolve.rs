@@ -129,3 +129,16 @@ mod warm_parts {
         bencher.bench_local(|| black_box(r.dns().tlsa(black_box(&h)).unwrap()));
     }
 }
+
+/// The socketmap server's work for one warm query, without the sockets:
+/// parse the request, resolve from the caches, plan, write the policy.
+#[divan::bench]
+fn socketmap_answer_warm(bencher: Bencher) {
+    use smtp_tls_policy::postfix::ZoneOptions;
+    use smtp_tls_policy::postfix::server::{Zone, answer};
+    let zone = Zone { resolver: resolver(&WORLD), options: ZoneOptions::default() };
+    let zones = std::collections::HashMap::from([("postfix".to_owned(), zone)]);
+    let first = answer(&zones, b"postfix d0.signed").to_string();
+    assert!(first.starts_with("OK secure match=mx.common.signed"), "{first}");
+    bencher.bench_local(|| black_box(answer(&zones, black_box(b"postfix d0.signed"))));
+}

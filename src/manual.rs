@@ -523,3 +523,39 @@
 //! wraps the engine's and logs "MTA-STS policy for the domain (…)
 //! Successful." (a delivery that met an applied policy, WebPKI-verified or
 //! better, with nothing to report) or "… Failed." with the reason.
+//!
+//! # Postfix (socketmap)
+//!
+//! [`postfix::policy_reply`](crate::postfix::policy_reply) summarises a
+//! plan for Postfix, which applies one policy per destination and does its
+//! own DNS; the table is in the [`postfix`](crate::postfix) module docs.
+//! Decisions:
+//!
+//! - DANE takes precedence as in the engine: with any DANE-authenticated
+//!   host, `dane-only` when every host is, when MTA-STS is enforced (every
+//!   host must then be authenticated, and DANE hosts exist), or when DANE
+//!   support is mandatory; otherwise `dane`. Postfix cannot mix DANE and
+//!   MTA-STS per host.
+//! - `TEMP` only when the plan excludes every host (deferring is what the
+//!   engine would do); a failed MX lookup is `TEMP` too (Postfix's own
+//!   lookup would fail the same way), while NXDOMAIN and null MX are
+//!   `NOTFOUND` so that Postfix bounces on its own terms.
+//! - MTA-STS `testing` is `NOTFOUND` (deliver as main.cf says), unless the
+//!   zone has strict testing; `none`, no policy, or a policy that could not
+//!   be had are `NOTFOUND` (RFC 8461 §5) — with `tlsrpt=yes`, a policy that
+//!   could not be had is `OK may` with `policy_failure`.
+//! - Keys that are not domain names (`[ip]:port`, `host:port`) are
+//!   `NOTFOUND`; keys are matched case-insensitively, a trailing dot
+//!   ignored.
+//! - Limits: a request netstring of at most 1 KiB; malformed or oversized
+//!   → `PERM` and the connection is closed; idle connections closed after
+//!   300 s; at most 1 000 connections (then `TEMP` and close); replies over
+//!   Postfix's 100 000-character limit become `TEMP`.
+//! - The server is a thread per connection over blocking sockets: Postfix
+//!   keeps few long-lived connections (one per smtp process), and the warm
+//!   answer is a few microseconds of CPU, so the sockets, not the threads,
+//!   set the pace.
+//! - The program is `examples/socketmap.rs`, not a `[[bin]]`: the library
+//!   keeps no server-only dependency (signal handling, a log writer).
+//!   Snapshots per zone (`<dir>/<zone>.snapshot`) are restored at start and
+//!   saved every 10 minutes, on SIGHUP and at SIGTERM/SIGINT.

@@ -195,6 +195,12 @@ impl RequestHandler for World {
 impl DnsWorld {
     /// Starts the world with these extra records.
     pub fn start(zones: &Zones) -> Self {
+        Self::start_on(zones, "127.0.0.1:0".parse().unwrap())
+    }
+
+    /// [`start`](Self::start) with the main server on a chosen address
+    /// (e.g. port 53, for programs that read /etc/resolv.conf).
+    pub fn start_on(zones: &Zones, main: SocketAddr) -> Self {
         let root_key = key();
         let signed_key = key();
         let broken_key = key();
@@ -230,7 +236,7 @@ impl DnsWorld {
                 let cuts = by_zone.iter().map(|(o, _)| o.clone()).filter(|o| !o.is_root()).collect();
                 World { all, by_zone, cuts, set_ad }
             };
-            (serve(world(false)).await, serve(world(true)).await)
+            (serve(world(false), main).await, serve(world(true), "127.0.0.1:0".parse().unwrap()).await)
         });
         let zones = zones.into_iter().map(|(o, h, signed)| (Name::from_ascii(o).unwrap(), h, signed)).collect();
         Self { addr, ad_addr, root_anchor, zones, runtime }
@@ -291,13 +297,16 @@ impl DnsWorld {
     }
 }
 
-/// Serves `world` on UDP and TCP on one free port of 127.0.0.1.
-async fn serve(world: World) -> SocketAddr {
+/// Serves `world` on UDP and TCP on `at` (port 0: one free port).
+async fn serve(world: World, at: SocketAddr) -> SocketAddr {
     let mut server = Server::new(world);
     loop {
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let udp = tokio::net::UdpSocket::bind(at).await.unwrap();
         let addr = udp.local_addr().unwrap();
-        let Ok(tcp) = tokio::net::TcpListener::bind(addr).await else { continue };
+        let Ok(tcp) = tokio::net::TcpListener::bind(addr).await else {
+            assert_eq!(at.port(), 0, "cannot bind TCP {addr}");
+            continue;
+        };
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5), 65535);
         // The server runs as long as the runtime.

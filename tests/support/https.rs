@@ -193,6 +193,7 @@ type Hosts = Arc<Mutex<std::collections::HashMap<String, (Reply, CertKind)>>>;
 #[derive(Clone)]
 pub struct PolicyServer {
     pub addr: SocketAddr,
+    certs: Arc<BySni>,
     hosts: Hosts,
     counts: Arc<Mutex<std::collections::HashMap<String, usize>>>,
 }
@@ -212,7 +213,14 @@ impl std::fmt::Debug for Pki {
 
 impl rustls::server::ResolvesServerCert for BySni {
     fn resolve(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        let name = hello.server_name()?.to_owned();
+        self.issue(hello.server_name()?)
+    }
+}
+
+impl BySni {
+    /// The certificate for `name` (issued when first asked).
+    fn issue(&self, name: &str) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let name = name.to_owned();
         let kind = self.hosts.lock().unwrap().get(&name).map_or(CertKind::Valid, |(_, k)| *k);
         let mut issued = self.issued.lock().unwrap();
         if let Some(key) = issued.get(&(name.clone(), kind)) {
@@ -233,6 +241,11 @@ impl rustls::server::ResolvesServerCert for BySni {
 
 impl PolicyServer {
     pub fn start(pki: Arc<Pki>) -> Self {
+        Self::start_on(pki, "127.0.0.1:0".parse().unwrap())
+    }
+
+    /// [`start`](Self::start) on a chosen address (e.g. port 443).
+    pub fn start_on(pki: Arc<Pki>, addr: SocketAddr) -> Self {
         let hosts: Hosts = Arc::default();
         let resolver = Arc::new(BySni { pki, hosts: Arc::clone(&hosts), issued: Mutex::default() });
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -241,9 +254,9 @@ impl PolicyServer {
                 .with_safe_default_protocol_versions()
                 .unwrap()
                 .with_no_client_auth()
-                .with_cert_resolver(resolver),
+                .with_cert_resolver(Arc::clone(&resolver) as Arc<dyn rustls::server::ResolvesServerCert>),
         );
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = TcpListener::bind(addr).unwrap();
         let addr = listener.local_addr().unwrap();
         let counts: Arc<Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
         let (h, c) = (Arc::clone(&hosts), Arc::clone(&counts));
@@ -267,7 +280,12 @@ impl PolicyServer {
                 });
             }
         });
-        Self { addr, hosts, counts }
+        Self { addr, certs: resolver, hosts, counts }
+    }
+
+    /// Issues `host`'s certificate now, outside any measurement.
+    pub fn prepare(&self, host: &str) {
+        let _ = self.certs.issue(host);
     }
 
     /// Serves `reply` for `host` with a valid certificate.

@@ -1,0 +1,292 @@
+//! This crate's socketmap server against postfix-mta-sts-resolver (PyPI),
+//! on the same machine and the same local world: a signed DNS server on
+//! 127.0.0.53:53 and an HTTPS policy host on 127.0.0.1:443 serving
+//! `d<N>.signed` (MX `mx.common.signed`, an MTA-STS `enforce` policy).
+//!
+//! - cold: 1 000 domains neither server has seen, 32 connections at once;
+//!   domains per second and latency;
+//! - warm: 100 cached domains, 8 connections for 3 s; queries per second,
+//!   p50 and p99 latency.
+//!
+//! postfix-mta-sts-resolver reads /etc/resolv.conf and the system CA
+//! store, so it runs in a private mount namespace (`unshare -m`) where
+//! /etc/resolv.conf names 127.0.0.53, with SSL_CERT_FILE set to the local
+//! CA. This needs root, `unshare`, and `mta-sts-daemon` on PATH:
+//! `scripts/compare-postfix-mta-sts-resolver` installs what is missing and
+//! runs `cargo bench --bench postfix_compare`. Without them it says so and
+//! exits successfully (so that `cargo bench` still runs everything else).
+//!
+//! This crate's server answers MTA-STS and DANE (it also looks up MX, the
+//! MX hosts' addresses and TLSA records, with DNSSEC validation); the zone
+//! `stsonly` (DANE support `none`) leaves TLSA out, and `plain` also turns
+//! DNSSEC off — the incumbent's work. A fifth line measures the ceiling of
+//! the set-up: the same connections with a reply that needs no lookup.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use smtp_tls_policy::dns::{DnsConfig, DnssecMode, TrustAnchor};
+use smtp_tls_policy::engine::{DaneSupport, DestinationControls, Profile, StsSupport, TlsSupport};
+use smtp_tls_policy::fetch::{FetchConfig, Roots};
+use smtp_tls_policy::postfix::ZoneOptions;
+use smtp_tls_policy::postfix::netstring::{decode, encode};
+use smtp_tls_policy::postfix::server::{ServerConfig, SocketmapServer, Zone};
+use smtp_tls_policy::resolver::{PolicyResolver, ResolverConfig};
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use support::dns::{DnsWorld, Zones};
+use support::https::{Pki, PolicyServer, ok};
+
+const COLD: usize = 1000;
+const WARM: usize = 100;
+const COLD_CONNECTIONS: usize = 32;
+const WARM_CONNECTIONS: usize = 8;
+const WARM_SECONDS: u64 = 3;
+const DNS: &str = "127.0.0.53:53";
+const THEIRS: &str = "127.0.0.1:8462";
+
+fn main() {
+    if let Err(missing) = prerequisites() {
+        println!("postfix_compare: skipped ({missing}); scripts/compare-postfix-mta-sts-resolver sets it up");
+        return;
+    }
+    // Three disjoint sets of 1 000 domains: one per server run, so that each
+    // cold run is cold.
+    let runs = [
+        "ours (MTA-STS + DANE, DNSSEC)",
+        "ours, MTA-STS only, DNSSEC",
+        "ours, MTA-STS only, no DNSSEC",
+        "postfix-mta-sts-resolver",
+    ];
+    let total = COLD * runs.len();
+    let mut signed = String::from("mx.common A 127.0.0.1\n_tcp.mx.common TXT \"no TLSA records\"\n");
+    for n in 0..total {
+        signed += &format!("d{n} MX 10 mx.common\n_mta-sts.d{n} TXT \"v=STSv1; id=1;\"\nmta-sts.d{n} A 127.0.0.1\n");
+    }
+    let pki = Arc::new(Pki::new());
+    let https = PolicyServer::start_on(Arc::clone(&pki), "127.0.0.1:443".parse().unwrap());
+    let body = b"version: STSv1\r\nmode: enforce\r\nmx: mx.common.signed\r\nmax_age: 86400\r\n";
+    for n in 0..total {
+        let host = format!("mta-sts.d{n}.signed");
+        https.set(&host, ok(body));
+        https.prepare(&host);
+    }
+    let dns = DnsWorld::start_on(&Zones { signed, ..Zones::default() }, DNS.parse().unwrap());
+    let dir = std::env::temp_dir().join(format!("postfix-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let ours = SocketmapServer::start(
+        ServerConfig::default()
+            .inet("127.0.0.1:0".parse().unwrap())
+            .zone("postfix", zone(&dns, &pki, DaneSupport::Opportunistic, true))
+            .zone("stsonly", zone(&dns, &pki, DaneSupport::None, true))
+            .zone("plain", zone(&dns, &pki, DaneSupport::None, false)),
+    )
+    .unwrap();
+    let ours_addr = ours.local_addrs()[0];
+    let mut theirs = start_theirs(&dir, &pki);
+    let theirs_addr: SocketAddr = THEIRS.parse().unwrap();
+    if !wait_for(theirs_addr) {
+        let _ = theirs.kill();
+        let _ = theirs.wait();
+        println!("postfix_compare: mta-sts-daemon did not start (see {})", dir.join("daemon.log").display());
+        return;
+    }
+
+    println!(
+        "same machine, same local world; {COLD} cold domains with {COLD_CONNECTIONS} connections, then {WARM} warm domains with {WARM_CONNECTIONS} connections for {WARM_SECONDS} s\n"
+    );
+    // The ceiling of this machine: the same connections, a reply that needs
+    // no lookup at all (PERM for an unknown map name).
+    let some: Vec<String> = (0..WARM).map(|n| format!("d{n}.signed")).collect();
+    let ceiling = run(ours_addr, "nosuchzone", &some, WARM_CONNECTIONS, Some(Duration::from_secs(WARM_SECONDS)));
+    println!(
+        "{:<36} {:>43} {:>8.0} q/s (p50 {:>6.1} µs, p99 {:>7.1} µs)",
+        "ceiling: a reply without any lookup",
+        "",
+        ceiling.rate,
+        ceiling.p50.as_secs_f64() * 1e6,
+        ceiling.p99.as_secs_f64() * 1e6
+    );
+    let targets = [(ours_addr, "postfix"), (ours_addr, "stsonly"), (ours_addr, "plain"), (theirs_addr, "postfix")];
+    let mut results = Vec::new();
+    for (i, ((addr, zone), name)) in targets.iter().zip(runs).enumerate() {
+        let domains: Vec<String> = (i * COLD..(i + 1) * COLD).map(|n| format!("d{n}.signed")).collect();
+        let cold = run(*addr, zone, &domains, COLD_CONNECTIONS, None);
+        let warm = run(*addr, zone, &domains[..WARM], WARM_CONNECTIONS, Some(Duration::from_secs(WARM_SECONDS)));
+        println!(
+            "{name:<36} cold {:>7.0} domains/s (p50 {:>6.2} ms, p99 {:>7.2} ms)   warm {:>8.0} q/s (p50 {:>6.1} µs, p99 {:>7.1} µs)",
+            cold.rate,
+            cold.p50.as_secs_f64() * 1e3,
+            cold.p99.as_secs_f64() * 1e3,
+            warm.rate,
+            warm.p50.as_secs_f64() * 1e6,
+            warm.p99.as_secs_f64() * 1e6
+        );
+        results.push((cold, warm));
+    }
+    let (theirs_cold, theirs_warm) = &results[3];
+    println!();
+    for (name, (cold, warm)) in runs.iter().zip(&results).take(3) {
+        println!(
+            "{name}: warm {:.1}× the queries per second (target ≥ 20×), cold {:.1}× the domains per second (target ≥ 3×)",
+            warm.rate / theirs_warm.rate,
+            cold.rate / theirs_cold.rate
+        );
+    }
+    let _ = theirs.kill();
+    let _ = theirs.wait();
+    ours.shutdown();
+}
+
+fn prerequisites() -> Result<(), String> {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")));
+    if uid != Some(true) {
+        return Err("needs root: ports 53 and 443, and a mount namespace".into());
+    }
+    for program in ["unshare", "mta-sts-daemon"] {
+        if which(program).is_none() {
+            return Err(format!("{program} not found on PATH"));
+        }
+    }
+    Ok(())
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(program)).find(|p| p.exists())
+}
+
+fn zone(dns: &DnsWorld, pki: &Pki, dane: DaneSupport, dnssec: bool) -> Zone {
+    let mode =
+        if dnssec { DnssecMode::Validate(TrustAnchor::parse(&dns.root_anchor).unwrap()) } else { DnssecMode::Off };
+    let config = ResolverConfig::default()
+        .dns(DnsConfig::default().servers([dns.addr]).dnssec(mode))
+        // The policy hosts resolve through the same DNS, to port 443.
+        .fetch(FetchConfig::default().roots(Roots::Custom(vec![pki.ca_der.clone()])).proxy_from_env(false))
+        .controls(DestinationControls::new(Profile::new(TlsSupport::Preferred, dane, StsSupport::On)));
+    Zone { resolver: PolicyResolver::new(config).unwrap(), options: ZoneOptions::default() }
+}
+
+fn start_theirs(dir: &Path, pki: &Pki) -> Child {
+    let resolv = dir.join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 127.0.0.53\noptions timeout:2 attempts:1\n").unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, pem(&pki.ca_der)).unwrap();
+    let config = dir.join("daemon.yml");
+    std::fs::write(
+        &config,
+        "host: 127.0.0.1\nport: 8462\nreuse_port: true\nshutdown_timeout: 1\ncache:\n  type: internal\n  options:\n    cache_size: 10000\ndefault_zone:\n  strict_testing: false\n  timeout: 4\n",
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
+    Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount --bind {} /etc/resolv.conf && exec mta-sts-daemon -v warn -c {}",
+            resolv.display(),
+            config.display()
+        ))
+        .env("SSL_CERT_FILE", &ca)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("unshare")
+}
+
+fn wait_for(addr: SocketAddr) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        if TcpStream::connect(addr).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+struct Figures {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// Queries `domains` over `connections` connections: once each (cold), or
+/// round and round for `duration` (warm). Every reply must be a policy.
+fn run(addr: SocketAddr, zone: &str, domains: &[String], connections: usize, duration: Option<Duration>) -> Figures {
+    let next = AtomicUsize::new(0);
+    let latencies = Mutex::new(Vec::new());
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..connections {
+            scope.spawn(|| {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                stream.set_nodelay(true).unwrap();
+                let mut mine = Vec::new();
+                let mut buf = Vec::new();
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let domain = match duration {
+                        None if n >= domains.len() => break,
+                        None => &domains[n],
+                        Some(d) if start.elapsed() >= d => break,
+                        Some(_) => &domains[n % domains.len()],
+                    };
+                    let t = Instant::now();
+                    let reply = ask(&mut stream, &mut buf, &format!("{zone} {domain}"));
+                    mine.push(t.elapsed());
+                    let expected = if zone == "nosuchzone" { "PERM " } else { "OK secure match=mx.common.signed" };
+                    assert!(reply.starts_with(expected), "{domain}: {reply}");
+                }
+                latencies.lock().unwrap().extend(mine);
+            });
+        }
+    });
+    let elapsed = start.elapsed();
+    let mut l = latencies.into_inner().unwrap();
+    l.sort();
+    let at = |q: f64| l[((l.len() as f64 * q) as usize).min(l.len() - 1)];
+    Figures { rate: l.len() as f64 / elapsed.as_secs_f64(), p50: at(0.5), p99: at(0.99) }
+}
+
+fn ask(stream: &mut TcpStream, buf: &mut Vec<u8>, request: &str) -> String {
+    stream.write_all(&encode(request.as_bytes())).unwrap();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some((payload, used)) = decode(buf, 100_000).unwrap() {
+            let reply = String::from_utf8_lossy(payload).into_owned();
+            buf.drain(..used);
+            return reply;
+        }
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// PEM of one certificate (RFC 7468).
+fn pem(der: &[u8]) -> String {
+    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut text = String::new();
+    for chunk in der.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                text.push(B64[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                text.push('=');
+            }
+        }
+    }
+    let lines: Vec<&str> = text.as_bytes().chunks(64).map(|l| std::str::from_utf8(l).unwrap()).collect();
+    format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
+}

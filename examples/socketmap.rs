@@ -1,0 +1,282 @@
+//! A TLS policy server for Postfix: `smtp_tls_policy_maps =
+//! socketmap:inet:127.0.0.1:8461:postfix` (or `socketmap:unix:PATH:NAME`).
+//! MTA-STS (RFC 8461) and DANE (RFC 7672) through this crate, answered in
+//! Postfix's TLS policy language (see the `postfix` module for the table).
+//!
+//! ```text
+//! cargo build --release --example socketmap
+//! target/release/examples/socketmap --config /etc/smtp-tls-policy/socketmap.conf
+//! target/release/examples/socketmap --check --config FILE   # validate and exit
+//! target/release/examples/socketmap                         # inet:127.0.0.1:8461, zone postfix
+//! ```
+//!
+//! It is an example rather than a `[[bin]]` so that the library keeps no
+//! server-only dependencies (signal handling, a log writer); an operator
+//! builds it once with the command above.
+//!
+//! The configuration file (`#` starts a comment):
+//!
+//! ```text
+//! listen    inet:127.0.0.1:8461          # as often as needed
+//! listen    unix:/var/spool/postfix/private/tls-policy
+//! snapshots /var/lib/smtp-tls-policy     # cache snapshots: restored at start, saved every 10 min and at exit
+//! refresh   1h                           # proactive refresh of cached policies (RFC 8461 §10.2)
+//! idle      300s                         # close connections idle this long
+//! zone postfix                           # a map name and its options:
+//! zone strict strict-testing=yes         #   treat MTA-STS testing as enforce
+//! zone rpt    tlsrpt=yes                 #   Postfix >= 3.10 TLS-RPT attributes
+//! #   dane=none|opportunistic|mandatory  dnssec=validate|trust-ad|off  timeout=20s
+//! #   dns=IP[:PORT][,…]  anchor=FILE (DNSKEY records)  roots=webpki|os|FILE.pem  proxy=http://host:port
+//! ```
+//!
+//! Signals: SIGTERM and SIGINT save the snapshots and exit; SIGHUP saves
+//! them now. Logs go to stderr.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use smtp_tls_policy::dns::{DnsConfig, DnssecMode, TrustAnchor};
+use smtp_tls_policy::engine::{DaneSupport, DestinationControls, Options, Profile, StsSupport, TlsSupport};
+use smtp_tls_policy::fetch::{FetchConfig, Roots};
+use smtp_tls_policy::postfix::ZoneOptions;
+use smtp_tls_policy::postfix::server::{ServerConfig, SocketmapServer, Zone};
+use smtp_tls_policy::resolver::{PolicyResolver, ResolverConfig};
+
+const DEFAULT_CONFIG: &str = "listen inet:127.0.0.1:8461\nzone postfix\n";
+
+struct Config {
+    server: ServerConfig,
+    refresh: Duration,
+}
+
+fn main() -> ExitCode {
+    let mut path = None;
+    let mut check = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" | "-c" => path = args.next(),
+            "--check" => check = true,
+            _ => {
+                eprintln!("usage: socketmap [--config FILE] [--check]");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let text = match &path {
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("socketmap: cannot read {p}: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => DEFAULT_CONFIG.to_owned(),
+    };
+    let config = match parse(&text) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("socketmap: {}: {e}", path.as_deref().unwrap_or("built-in configuration"));
+            }
+            return ExitCode::from(2);
+        }
+    };
+    if check {
+        println!("configuration OK: {} zone(s)", config.server.zones.len());
+        return ExitCode::SUCCESS;
+    }
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).init();
+    let refreshers: Vec<_> = config.server.zones.values().map(|z| z.resolver.start_refresher(config.refresh)).collect();
+    let server = match SocketmapServer::start(config.server) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("socketmap: cannot listen: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(addrs = ?server.local_addrs(), "socketmap server ready");
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ]) else {
+        eprintln!("socketmap: cannot install signal handlers");
+        return ExitCode::from(1);
+    };
+    std::thread::scope(|scope| {
+        // Snapshots every 10 minutes, so that a crash loses little.
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let server = &server;
+        scope.spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(Duration::from_secs(600)) {
+                server.save_snapshots();
+            }
+        });
+        for signal in signals.forever() {
+            if signal != signal_hook::consts::SIGHUP {
+                break;
+            }
+            let errors = server.save_snapshots();
+            tracing::info!(errors = errors.len(), "cache snapshots saved");
+        }
+        drop(stop);
+    });
+    drop(refreshers);
+    let errors = server.shutdown();
+    tracing::info!(errors = errors.len(), "stopped; cache snapshots saved");
+    if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// Parses the configuration; every problem, with its line.
+fn parse(text: &str) -> Result<Config, Vec<String>> {
+    let mut server = ServerConfig::default();
+    let mut refresh = Duration::from_secs(3600);
+    let mut errors = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let keyword = words.next().unwrap_or_default();
+        let rest: Vec<&str> = words.collect();
+        let result = match (keyword, rest.as_slice()) {
+            ("listen", [spec]) => match spec.split_once(':') {
+                Some(("inet", addr)) => {
+                    addr.parse::<SocketAddr>().map(|a| server.inet.push(a)).map_err(|e| format!("listen {spec}: {e}"))
+                }
+                Some(("unix", path)) => {
+                    server.unix.push(PathBuf::from(path));
+                    Ok(())
+                }
+                _ => Err(format!("listen {spec}: expected inet:HOST:PORT or unix:PATH")),
+            },
+            ("snapshots", [dir]) => {
+                server.snapshot_dir = Some(PathBuf::from(dir));
+                Ok(())
+            }
+            ("refresh", [d]) => duration(d).map(|d| refresh = d),
+            ("idle", [d]) => duration(d).map(|d| server.idle_timeout = d),
+            ("zone", [name, options @ ..]) => zone(options).map(|z| {
+                server.zones.insert((*name).to_owned(), z);
+            }),
+            _ => Err(format!("unknown line {line:?}")),
+        };
+        if let Err(e) = result {
+            errors.push(format!("line {}: {e}", n + 1));
+        }
+    }
+    if server.inet.is_empty() && server.unix.is_empty() {
+        errors.push("no listen line: add e.g. \"listen inet:127.0.0.1:8461\"".into());
+    }
+    if server.zones.is_empty() {
+        errors.push("no zone line: add e.g. \"zone postfix\"".into());
+    }
+    if errors.is_empty() { Ok(Config { server, refresh }) } else { Err(errors) }
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number.parse().map_err(|_| format!("{text:?}: expected e.g. 30s, 10m, 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("{text:?}: unknown unit (s, m, h or d)")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+fn yes(v: &str) -> Result<bool, String> {
+    match v {
+        "yes" | "true" | "on" => Ok(true),
+        "no" | "false" | "off" => Ok(false),
+        _ => Err(format!("{v:?}: expected yes or no")),
+    }
+}
+
+/// One zone from its `key=value` options.
+fn zone(options: &[&str]) -> Result<Zone, String> {
+    let mut dns = DnsConfig::default();
+    let mut fetch = FetchConfig::default();
+    let mut dane = DaneSupport::Opportunistic;
+    let mut strict = false;
+    let mut tlsrpt = false;
+    let mut dnssec = "validate";
+    let mut anchor = None;
+    for option in options {
+        let (key, value) = option.split_once('=').ok_or_else(|| format!("{option:?}: expected key=value"))?;
+        match key {
+            "strict-testing" => strict = yes(value)?,
+            "tlsrpt" => tlsrpt = yes(value)?,
+            "dane" => {
+                dane = match value {
+                    "none" => DaneSupport::None,
+                    "opportunistic" => DaneSupport::Opportunistic,
+                    "mandatory" => DaneSupport::Mandatory,
+                    _ => return Err(format!("dane={value}: expected none, opportunistic or mandatory")),
+                }
+            }
+            "timeout" => {
+                let t = duration(value)?;
+                fetch = fetch.timeout(t);
+                dns = dns.timeout(t.min(Duration::from_secs(5)));
+            }
+            "dnssec" => {
+                dnssec = match value {
+                    "validate" => "validate",
+                    "trust-ad" => "trust-ad",
+                    "off" => "off",
+                    _ => return Err(format!("dnssec={value}: expected validate, trust-ad or off")),
+                }
+            }
+            "dns" => {
+                let servers: Result<Vec<SocketAddr>, String> = value
+                    .split(',')
+                    .map(|s| {
+                        s.parse::<SocketAddr>()
+                            .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                            .map_err(|_| format!("dns={s}: expected IP or IP:PORT"))
+                    })
+                    .collect();
+                dns = dns.servers(servers?);
+            }
+            "anchor" => {
+                let text = std::fs::read_to_string(value).map_err(|e| format!("anchor={value}: {e}"))?;
+                anchor = Some(TrustAnchor::parse(&text).map_err(|e| format!("anchor={value}: {e}"))?);
+            }
+            "roots" => {
+                fetch = fetch.roots(match value {
+                    "webpki" => Roots::WebPki,
+                    "os" => Roots::Os,
+                    path => {
+                        use rustls_pki_types::CertificateDer;
+                        use rustls_pki_types::pem::PemObject;
+                        let certs: Result<Vec<_>, _> =
+                            CertificateDer::pem_file_iter(path).map_err(|e| format!("roots={path}: {e}"))?.collect();
+                        Roots::Custom(certs.map_err(|e| format!("roots={path}: {e}"))?)
+                    }
+                })
+            }
+            "proxy" => fetch = fetch.proxy(value),
+            _ => return Err(format!("unknown zone option {key:?}")),
+        }
+    }
+    dns = dns.dnssec(match (dnssec, anchor) {
+        ("off", _) => DnssecMode::Off,
+        ("trust-ad", _) => DnssecMode::TrustAd,
+        (_, Some(anchor)) => DnssecMode::Validate(anchor),
+        (_, None) => DnssecMode::default(),
+    });
+    // Postfix applies its own TLS settings when the map says NOTFOUND, so
+    // the TLS support here only shapes the plan; MTA-STS is always on.
+    let controls = DestinationControls::new(Profile::new(TlsSupport::Preferred, dane, StsSupport::On))
+        .with_options(Options::default().testing_as_enforce(strict));
+    let resolver = PolicyResolver::new(ResolverConfig::default().dns(dns).fetch(fetch).controls(controls))
+        .map_err(|e| e.to_string())?;
+    Ok(Zone { resolver, options: ZoneOptions::default().tlsrpt(tlsrpt) })
+}
