@@ -180,7 +180,7 @@ fn start_theirs(dir: &Path, pki: &Pki) -> Child {
     let resolv = dir.join("resolv.conf");
     std::fs::write(&resolv, "nameserver 127.0.0.53\noptions timeout:2 attempts:1\n").unwrap();
     let ca = dir.join("ca.pem");
-    std::fs::write(&ca, pem(&pki.ca_der)).unwrap();
+    std::fs::write(&ca, support::https::pem(&pki.ca_der)).unwrap();
     let config = dir.join("daemon.yml");
     std::fs::write(
         &config,
@@ -270,23 +270,4 @@ fn ask(stream: &mut TcpStream, buf: &mut Vec<u8>, request: &str) -> String {
         assert!(n > 0, "connection closed");
         buf.extend_from_slice(&chunk[..n]);
     }
-}
-
-/// PEM of one certificate (RFC 7468).
-fn pem(der: &[u8]) -> String {
-    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut text = String::new();
-    for chunk in der.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                text.push(B64[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                text.push('=');
-            }
-        }
-    }
-    let lines: Vec<&str> = text.as_bytes().chunks(64).map(|l| std::str::from_utf8(l).unwrap()).collect();
-    format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
 }

@@ -61,7 +61,12 @@ pub struct SmtpServer {
 
 /// Starts an SMTP server on 127.0.0.1 greeting as `name`.
 pub fn smtp_server(name: &str, starttls: Starttls) -> SmtpServer {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    smtp_server_on(name, starttls, "127.0.0.1:0".parse().unwrap())
+}
+
+/// [`smtp_server`] on a chosen address (e.g. port 25 of 127.0.0.77).
+pub fn smtp_server_on(name: &str, starttls: Starttls, addr: SocketAddr) -> SmtpServer {
+    let listener = TcpListener::bind(addr).unwrap();
     let server = SmtpServer { addr: listener.local_addr().unwrap(), received: Arc::default(), sni: Arc::default() };
     let config = match &starttls {
         Starttls::Cert(chain, key) => {
