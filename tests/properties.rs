@@ -249,3 +249,20 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Postfix socketmap framing: any payload encodes to a netstring that
+    /// decodes back to it, whole or split anywhere (every prefix asks for
+    /// more), and a payload over the limit is refused.
+    #[test]
+    fn netstrings_roundtrip(payload in prop::collection::vec(any::<u8>(), 0..300), cut in 0usize..400) {
+        use smtp_tls_policy::postfix::netstring::{NetstringError, decode, encode};
+        let framed = encode(&payload);
+        prop_assert_eq!(decode(&framed, 300), Ok(Some((&payload[..], framed.len()))));
+        let cut = cut.min(framed.len() - 1);
+        prop_assert_eq!(decode(&framed[..cut], 300), Ok(None));
+        if !payload.is_empty() {
+            prop_assert_eq!(decode(&framed, payload.len() - 1), Err(NetstringError::TooLong { limit: payload.len() - 1 }));
+        }
+    }
+}
