@@ -244,6 +244,22 @@ fn rfc7672_2_2_2_insecure_addresses_mean_no_tlsa_lookup() {
 }
 
 #[test]
+fn mx_facts_of_several_hosts_keep_their_order() {
+    let world = DnsWorld::start(&zones());
+    let hosts = [host("mx.dane.signed"), host("host.plain"), host("host.broken")];
+    let facts = validating(&world).mx_facts_many(&hosts);
+    let got: Vec<_> = facts.iter().map(|f| (f.host.as_str(), f.tlsa.clone())).collect();
+    assert_eq!(
+        got,
+        [
+            ("mx.dane.signed", TlsaFacts::Secure(vec![tlsa()])),
+            ("host.plain", TlsaFacts::Insecure),
+            ("host.broken", TlsaFacts::Bogus)
+        ]
+    );
+}
+
+#[test]
 fn rfc7672_2_1_1_bogus_and_failed_hosts_are_told_apart() {
     let world = DnsWorld::start(&zones());
     let dns = validating(&world);

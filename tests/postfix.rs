@@ -12,7 +12,6 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use smtp_tls_policy::engine::Options;
@@ -20,9 +19,9 @@ use smtp_tls_policy::postfix::ZoneOptions;
 use smtp_tls_policy::postfix::netstring::{decode, encode};
 use smtp_tls_policy::postfix::server::{ServerConfig, SocketmapServer, Zone};
 use smtp_tls_policy::resolver::PolicyResolver;
-use support::dns::{DnsWorld, Zones};
-use support::https::{Pki, PolicyServer, ok, response};
-use support::world::{controls, local_config};
+use support::dns::Zones;
+use support::https::response;
+use support::world::{LocalWorld, controls, policy};
 
 const TLSA: &str = "3 1 1 2bb9e4c1a6e2b5d2f0e1b7a1c9d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6";
 
@@ -58,29 +57,21 @@ mx.servfail A 127.0.0.1
     Zones { signed, broken, ..Zones::default() }
 }
 
-struct World {
-    dns: DnsWorld,
-    https: PolicyServer,
-    pki: Arc<Pki>,
-}
+type World = LocalWorld;
 
 fn world() -> World {
-    let pki = Arc::new(Pki::new());
-    let https = PolicyServer::start(Arc::clone(&pki));
-    let policy = |mode: &str, mx: &str| {
-        ok(format!("version: STSv1\r\nmode: {mode}\r\nmx: {mx}\r\nmax_age: 86400\r\n").as_bytes())
-    };
+    let w = LocalWorld::start(&zones());
     for d in ["enforce", "snap", "danests"] {
-        https.set(&format!("mta-sts.{d}.signed"), policy("enforce", "mx.common.signed"));
+        w.https.set(&format!("mta-sts.{d}.signed"), policy("enforce", "mx.common.signed"));
     }
-    https.set("mta-sts.wild.signed", policy("enforce", "*.common.signed"));
-    https.set("mta-sts.testing.signed", policy("testing", "mx.common.signed"));
-    https.set("mta-sts.fetchfail.signed", response("404 Not Found", &[("Content-Length", "0")], b""));
-    World { dns: DnsWorld::start(&zones()), https, pki }
+    w.https.set("mta-sts.wild.signed", policy("enforce", "*.common.signed"));
+    w.https.set("mta-sts.testing.signed", policy("testing", "mx.common.signed"));
+    w.https.set("mta-sts.fetchfail.signed", response("404 Not Found", &[("Content-Length", "0")], b""));
+    w
 }
 
 fn zone(w: &World, strict: bool, options: ZoneOptions) -> Zone {
-    let mut config = local_config(&w.dns, &w.https, &w.pki);
+    let mut config = w.config();
     config.controls = controls().with_options(Options::default().testing_as_enforce(strict));
     Zone { resolver: PolicyResolver::new(config).unwrap(), options }
 }

@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -23,9 +22,9 @@ use smtp_tls_policy::name::DomainName;
 use smtp_tls_policy::report::ResultType;
 use smtp_tls_policy::resolver::{PolicyResolver, ResolveError, ResolverConfig};
 use smtp_tls_policy::sts::{MAX_POLICY_BYTES, Mode};
-use support::dns::{DnsWorld, Zones};
-use support::https::{CertKind, Pki, PolicyServer, Reply, ok, proxy, response};
-use support::world::{controls, local_config};
+use support::dns::Zones;
+use support::https::{CertKind, Reply, ok, proxy, response};
+use support::world::{LocalWorld, controls, policy};
 
 const TLSA: &str = "3 1 1 2bb9e4c1a6e2b5d2f0e1b7a1c9d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6";
 
@@ -90,28 +89,19 @@ mta-sts.ownlookup A 127.0.0.1
     Zones { signed, plain, broken }
 }
 
-fn policy(mx: &str) -> Vec<u8> {
-    format!("version: STSv1\r\nmode: enforce\r\nmx: {mx}\r\nmax_age: 86400\r\n").into_bytes()
-}
-
-struct World {
-    dns: DnsWorld,
-    https: PolicyServer,
-    pki: Arc<Pki>,
-}
+type World = LocalWorld;
 
 fn world() -> World {
-    let pki = Arc::new(Pki::new());
-    let https = PolicyServer::start(Arc::clone(&pki));
+    let w = LocalWorld::start(&zones());
     for d in STS_DOMAINS.iter().chain(&["viacname", "danests"]) {
-        https.set(&format!("mta-sts.{d}.signed"), ok(&policy("mx.common.signed")));
+        w.https.set(&format!("mta-sts.{d}.signed"), policy("enforce", "mx.common.signed"));
     }
-    https.set("mta-sts.p.plain", ok(&policy("mx.p.plain")));
-    World { dns: DnsWorld::start(&zones()), https, pki }
+    w.https.set("mta-sts.p.plain", policy("enforce", "mx.p.plain"));
+    w
 }
 
 fn config(w: &World) -> ResolverConfig {
-    local_config(&w.dns, &w.https, &w.pki)
+    w.config()
 }
 
 fn resolver(w: &World) -> PolicyResolver {
@@ -146,6 +136,10 @@ fn rfc8461_a_valid_enforce_domain_end_to_end() {
     // Cached: the second resolve (for the facts) fetched nothing.
     assert_eq!(w.https.requests("mta-sts.enforce.signed"), 1);
     assert!(r.cache().entry(&name("enforce.signed")).is_some());
+    // The MTA-STS discovery alone: the cached policy, no new request.
+    let decision = r.sts(&name("enforce.signed"));
+    assert_eq!(decision.policy().map(|p| p.mode()), Some(Mode::Enforce));
+    assert_eq!(w.https.requests("mta-sts.enforce.signed"), 1);
 }
 
 #[test]
@@ -154,7 +148,7 @@ fn rfc8461_3_3_a_new_id_fetches_the_new_policy() {
     let r = resolver(&w);
     assert_eq!(sts_id(&r, "idchange.signed").as_deref(), Some("1"));
     w.dns.replace("signed.", "_mta-sts.idchange 0 TXT \"v=STSv1; id=2;\"");
-    w.https.set("mta-sts.idchange.signed", ok(&policy("*.common.signed")));
+    w.https.set("mta-sts.idchange.signed", policy("enforce", "*.common.signed"));
     let plan = r.resolve("idchange.signed").unwrap();
     let (id, policy) = plan.sts.unwrap();
     assert_eq!(id.as_str(), "2");
@@ -235,7 +229,11 @@ fn hostile_policy_hosts_never_yield_a_policy() {
         ),
         (
             "html",
-            response("200 OK", &[("Content-Type", "text/html")], &policy("mx.common.signed")),
+            response(
+                "200 OK",
+                &[("Content-Type", "text/html")],
+                b"version: STSv1\r\nmode: enforce\r\nmx: mx.common.signed\r\nmax_age: 86400\r\n",
+            ),
             CertKind::Valid,
             ResultType::StsPolicyInvalid,
         ),
@@ -247,9 +245,9 @@ fn hostile_policy_hosts_never_yield_a_policy() {
             ResultType::StsPolicyInvalid,
         ),
         ("drip", drip, CertKind::Valid, ResultType::StsPolicyFetchError),
-        ("wrongname", ok(&policy("mx.common.signed")), CertKind::WrongName, ResultType::StsWebpkiInvalid),
-        ("expired", ok(&policy("mx.common.signed")), CertKind::Expired, ResultType::StsWebpkiInvalid),
-        ("untrusted", ok(&policy("mx.common.signed")), CertKind::Untrusted, ResultType::StsWebpkiInvalid),
+        ("wrongname", policy("enforce", "mx.common.signed"), CertKind::WrongName, ResultType::StsWebpkiInvalid),
+        ("expired", policy("enforce", "mx.common.signed"), CertKind::Expired, ResultType::StsWebpkiInvalid),
+        ("untrusted", policy("enforce", "mx.common.signed"), CertKind::Untrusted, ResultType::StsWebpkiInvalid),
         ("invalid", ok(b"version: STSv1\r\nmode: enforced\r\n"), CertKind::Valid, ResultType::StsPolicyInvalid),
     ];
     let r = resolver(&w);
@@ -386,7 +384,7 @@ fn rfc8461_10_2_refresh_due_fetches_again_and_the_refresher_runs() {
     assert!(r.resolve("refresh.signed").unwrap().sts.is_some());
     // The background refresher: the back-off (5 minutes) holds it off, so
     // purge and re-resolve to have a due entry again.
-    w.https.set(host, ok(&policy("mx.common.signed")));
+    w.https.set(host, policy("enforce", "mx.common.signed"));
     r.cache().purge(&name("refresh.signed"));
     assert!(r.resolve("refresh.signed").unwrap().sts.is_some());
     let before = w.https.requests(host);

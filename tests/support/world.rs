@@ -3,6 +3,7 @@
 //! server with the local CA; a gateway's usual default profile.
 #![allow(dead_code)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use smtp_tls_policy::dns::{DnsConfig, DnssecMode, TrustAnchor};
@@ -10,8 +11,34 @@ use smtp_tls_policy::engine::{DaneSupport, DestinationControls, Profile, StsSupp
 use smtp_tls_policy::fetch::{FetchConfig, Roots};
 use smtp_tls_policy::resolver::ResolverConfig;
 
-use super::dns::DnsWorld;
-use super::https::{Pki, PolicyServer};
+use super::dns::{DnsWorld, Zones};
+use super::https::{Pki, PolicyServer, Reply, ok};
+
+/// The DNS world, a policy server and the CA its certificates come from.
+pub struct LocalWorld {
+    pub dns: DnsWorld,
+    pub https: PolicyServer,
+    pub pki: Arc<Pki>,
+}
+
+impl LocalWorld {
+    /// Starts the DNS world with `zones` and an empty policy server.
+    pub fn start(zones: &Zones) -> Self {
+        let pki = Arc::new(Pki::new());
+        let https = PolicyServer::start(Arc::clone(&pki));
+        Self { dns: DnsWorld::start(zones), https, pki }
+    }
+
+    /// [`local_config`] for this world.
+    pub fn config(&self) -> ResolverConfig {
+        local_config(&self.dns, &self.https, &self.pki)
+    }
+}
+
+/// A policy body served as `text/plain`, `max_age` one day.
+pub fn policy(mode: &str, mx: &str) -> Reply {
+    ok(format!("version: STSv1\r\nmode: {mode}\r\nmx: {mx}\r\nmax_age: 86400\r\n").as_bytes())
+}
 
 /// TLS Preferred, DANE Opportunistic, MTA-STS On.
 pub fn controls() -> DestinationControls {
