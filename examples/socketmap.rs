@@ -22,6 +22,7 @@
 //! snapshots /var/lib/smtp-tls-policy     # cache snapshots: restored at start, saved every 10 min and at exit
 //! refresh   1h                           # proactive refresh of cached policies (RFC 8461 §10.2)
 //! idle      300s                         # close connections idle this long
+//! reply-ttl 1s                           # reuse an OK/NOTFOUND reply this long (0: never)
 //! zone postfix                           # a map name and its options:
 //! zone strict strict-testing=yes         #   treat MTA-STS testing as enforce
 //! zone rpt    tlsrpt=yes                 #   Postfix >= 3.10 TLS-RPT attributes
@@ -160,6 +161,7 @@ fn parse(text: &str) -> Result<Config, Vec<String>> {
             }
             ("refresh", [d]) => duration(d).map(|d| refresh = d),
             ("idle", [d]) => duration(d).map(|d| server.idle_timeout = d),
+            ("reply-ttl", [d]) => duration(d).map(|d| server.reply_ttl = d),
             ("zone", [name, options @ ..]) => zone(options).map(|z| {
                 server.zones.insert((*name).to_owned(), z);
             }),

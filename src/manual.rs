@@ -551,6 +551,10 @@
 //!   → `PERM` and the connection is closed; idle connections closed after
 //!   300 s; at most 1 000 connections (then `TEMP` and close); replies over
 //!   Postfix's 100 000-character limit become `TEMP`.
+//! - An `OK` or `NOTFOUND` reply is reused for the same request for
+//!   `reply_ttl` (1 s by default, 0 turns it off): Postfix asks once per
+//!   delivery attempt, so bursts to one domain are common, and one second
+//!   is below any DNS TTL that matters; `TEMP` and `PERM` are never reused.
 //! - The server is a thread per connection over blocking sockets: Postfix
 //!   keeps few long-lived connections (one per smtp process), and the warm
 //!   answer is a few microseconds of CPU, so the sockets, not the threads,

@@ -229,6 +229,26 @@ fn many_connections_are_served_at_once_and_requests_pipeline() {
 }
 
 #[test]
+fn replies_are_reused_for_the_reply_ttl_only() {
+    let w = world();
+    for (ttl, lookups) in [(Duration::from_secs(60), 1), (Duration::ZERO, 3)] {
+        let resolver_zone = zone(&w, false, ZoneOptions::default());
+        let cache = resolver_zone.resolver.clone();
+        let config =
+            ServerConfig::default().inet("127.0.0.1:0".parse().unwrap()).reply_ttl(ttl).zone("postfix", resolver_zone);
+        let s = SocketmapServer::start(config).unwrap();
+        let mut c = TcpStream::connect(s.local_addrs()[0]).unwrap();
+        for _ in 0..3 {
+            assert_eq!(ask(&mut c, "postfix enforce.signed"), "OK secure match=mx.common.signed servername=hostname");
+        }
+        // Each resolve asks the policy cache once (a miss, then hits).
+        let stats = cache.cache().stats();
+        assert_eq!(stats.hits + stats.misses, lookups, "reply_ttl {ttl:?}");
+        s.shutdown();
+    }
+}
+
+#[test]
 fn idle_connections_are_closed() {
     let w = world();
     let dir = temp_dir("idle");

@@ -8,17 +8,18 @@
 //! (Postfix reconnects); a connection idle for
 //! [`ServerConfig::idle_timeout`] is closed; at most
 //! [`ServerConfig::max_connections`] are served at once, the next ones get
-//! `TEMP` and are closed.
+//! `TEMP` and are closed. An `OK` or `NOTFOUND` reply is reused for the same
+//! request for [`ServerConfig::reply_ttl`] (1 s by default).
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::netstring::{decode, encode};
 use super::{MAX_REPLY, MAX_REQUEST, Reply, Request, ZoneOptions, policy_reply};
@@ -54,6 +55,11 @@ pub struct ServerConfig {
     /// Where cache snapshots live (`<dir>/<zone>.snapshot`); none: no
     /// snapshots.
     pub snapshot_dir: Option<PathBuf>,
+    /// How long an `OK` or `NOTFOUND` reply is reused for the same request
+    /// (default 1 s; zero: never). Postfix asks once per delivery attempt,
+    /// so a burst to one domain is answered from here; a second is below
+    /// any DNS TTL that matters.
+    pub reply_ttl: Duration,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +71,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(300),
             max_connections: 1000,
             snapshot_dir: None,
+            reply_ttl: Duration::from_secs(1),
         }
     }
 }
@@ -98,6 +105,55 @@ impl ServerConfig {
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
         self
+    }
+
+    /// Sets how long replies are reused (zero: never).
+    pub fn reply_ttl(mut self, ttl: Duration) -> Self {
+        self.reply_ttl = ttl;
+        self
+    }
+}
+
+/// The most replies kept for reuse.
+const MAX_KEPT_REPLIES: usize = 65_536;
+
+/// Encoded `OK`/`NOTFOUND` replies by request payload, for
+/// [`ServerConfig::reply_ttl`].
+struct Replies {
+    ttl: Duration,
+    kept: Mutex<HashMap<Vec<u8>, (Instant, Arc<[u8]>)>>,
+}
+
+impl Replies {
+    /// The encoded reply to `payload`: kept, or answered now (and kept).
+    fn get(&self, zones: &HashMap<String, Zone>, payload: &[u8]) -> Arc<[u8]> {
+        let now = Instant::now();
+        if !self.ttl.is_zero() {
+            let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((until, bytes)) = kept.get(payload)
+                && now < *until
+            {
+                return Arc::clone(bytes);
+            }
+        }
+        let mut reply = answer(zones, payload);
+        let mut text = reply.to_string();
+        if text.len() > MAX_REPLY {
+            reply = Reply::Temp("the policy is too long for Postfix".into());
+            text = reply.to_string();
+        }
+        let bytes: Arc<[u8]> = encode(text.as_bytes()).into();
+        if !self.ttl.is_zero() && matches!(reply, Reply::Ok(_) | Reply::NotFound) {
+            let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+            if kept.len() >= MAX_KEPT_REPLIES {
+                kept.retain(|_, (until, _)| *until > now);
+                if kept.len() >= MAX_KEPT_REPLIES {
+                    kept.clear();
+                }
+            }
+            kept.insert(payload.to_vec(), (now + self.ttl, Arc::clone(&bytes)));
+        }
+        bytes
     }
 }
 
@@ -141,6 +197,7 @@ pub struct SocketmapServer {
 
 struct Shared {
     zones: Arc<HashMap<String, Zone>>,
+    replies: Replies,
     stop: Arc<AtomicBool>,
     active: AtomicUsize,
     idle_timeout: Duration,
@@ -164,6 +221,7 @@ impl SocketmapServer {
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             zones: Arc::clone(&zones),
+            replies: Replies { ttl: config.reply_ttl, kept: Mutex::default() },
             stop: Arc::clone(&stop),
             active: AtomicUsize::new(0),
             idle_timeout: config.idle_timeout,
@@ -297,11 +355,8 @@ fn serve(shared: &Shared, mut stream: impl Connection) {
         loop {
             match decode(&buf, MAX_REQUEST) {
                 Ok(Some((payload, used))) => {
-                    let mut reply = answer(&shared.zones, payload).to_string();
-                    if reply.len() > MAX_REPLY {
-                        reply = Reply::Temp("the policy is too long for Postfix".into()).to_string();
-                    }
-                    if stream.write_all(&encode(reply.as_bytes())).is_err() {
+                    let reply = shared.replies.get(&shared.zones, payload);
+                    if stream.write_all(&reply).is_err() {
                         return;
                     }
                     buf.drain(..used);
