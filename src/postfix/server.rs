@@ -121,8 +121,11 @@ const MAX_KEPT_REPLIES: usize = 65_536;
 /// [`ServerConfig::reply_ttl`].
 struct Replies {
     ttl: Duration,
-    kept: Mutex<HashMap<Vec<u8>, (Instant, Arc<[u8]>)>>,
+    kept: Mutex<HashMap<Vec<u8>, Kept>>,
 }
+
+/// A reply kept until the instant, encoded as a netstring.
+type Kept = (Instant, Arc<[u8]>);
 
 impl Replies {
     /// The encoded reply to `payload`: kept, or answered now (and kept).
