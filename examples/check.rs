@@ -17,8 +17,10 @@
 //! a message saying so. Exit status: 0 no problems, 1 problems found, 2
 //! the check could not run.
 
-#[path = "../tests/support/smtp.rs"]
-mod smtp;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use support::smtp;
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -171,7 +173,7 @@ fn run(args: &Args, domain: &DomainName) -> Result<(Value, usize), String> {
                                     p.max_age().as_secs()
                                 )));
                             }
-                            policy = Some(p);
+                            policy = Some((record.policy_id(), p));
                         }
                         Err(e) => {
                             sts["policy_error"] = json!(e.to_string());
@@ -201,14 +203,9 @@ fn run(args: &Args, domain: &DomainName) -> Result<(Value, usize), String> {
         Ok(mx) => {
             mx_json["dnssec"] = json!(format!("{:?}", mx.status).to_lowercase());
             mx_json["implicit"] = json!(mx.implicit);
-            let hosts: Vec<MxFacts> = mx.hosts.iter().map(|h| dns.mx_facts(h)).collect();
+            let hosts: Vec<MxFacts> = dns.mx_facts_many(&mx.hosts);
             let sts_facts = match &policy {
-                Some(p) => StsFacts::Policy {
-                    id: select_txt(txt.as_ref().map(|a| a.records()).unwrap_or_default().iter().map(String::as_str))
-                        .map(|r| r.policy_id())
-                        .map_err(|e| e.to_string())?,
-                    policy: std::sync::Arc::new(p.clone()),
-                },
+                Some((id, p)) => StsFacts::Policy { id: *id, policy: std::sync::Arc::new(p.clone()) },
                 None => StsFacts::NoPolicy,
             };
             facts = Some(DomainFacts::new(domain.clone(), hosts, mx.status).with_sts(sts_facts));
@@ -231,7 +228,7 @@ fn run(args: &Args, domain: &DomainName) -> Result<(Value, usize), String> {
         for mx in &facts.mx {
             let host = mx.host.as_str();
             let mut h = json!({ "host": host });
-            if let Some(p) = &policy {
+            if let Some((_, p)) = &policy {
                 let allowed = p.allows_mx(host);
                 h["allowed_by_policy"] = json!(allowed);
                 if !allowed && p.mode() != Mode::None {

@@ -718,21 +718,15 @@ impl DnsResolver {
     /// secure denial there, at the host name. Without validation DANE is
     /// [`TlsaFacts::Unavailable`] and nothing is asked.
     pub fn mx_facts(&self, host: &DomainName) -> MxFacts {
-        match self.block(host.as_str(), "TLSA", self.tlsa_facts(host)) {
-            Ok(facts) => facts,
-            Err(e) => {
-                tracing::warn!(mx = %host, "{e}");
-                MxFacts::new(host.clone(), TlsaFacts::Failed)
-            }
-        }
+        self.mx_facts_many(std::slice::from_ref(host)).pop().unwrap_or_else(|| failed(host))
     }
 
     /// [`mx_facts`](Self::mx_facts), awaitable from any executor.
     pub async fn mx_facts_async(&self, host: &DomainName) -> MxFacts {
         let h = host.clone();
-        self.spawn(move |r| async move { r.tlsa_facts(&h).await }).await.unwrap_or_else(|e| {
+        self.spawn(move |r| async move { Ok(r.tlsa_facts(&h).await) }).await.unwrap_or_else(|e| {
             tracing::warn!(mx = %host, "{e}");
-            MxFacts::new(host.clone(), TlsaFacts::Failed)
+            failed(host)
         })
     }
 
@@ -740,30 +734,22 @@ impl DnsResolver {
     /// concurrently, in the order given.
     pub fn mx_facts_many(&self, hosts: &[DomainName]) -> Vec<MxFacts> {
         let name = hosts.first().map(DomainName::as_str).unwrap_or_default();
-        match self.block(name, "TLSA", async { Ok(self.facts_of_hosts(hosts).await) }) {
-            Ok(facts) => facts,
-            Err(e) => {
-                tracing::warn!("{e}");
-                hosts.iter().map(|h| MxFacts::new(h.clone(), TlsaFacts::Failed)).collect()
-            }
-        }
+        self.block(name, "TLSA", async { Ok(self.facts_of_hosts(hosts).await) }).unwrap_or_else(|e| {
+            tracing::warn!("{e}");
+            hosts.iter().map(failed).collect()
+        })
     }
 
     pub(crate) async fn facts_of_hosts(&self, hosts: &[DomainName]) -> Vec<MxFacts> {
-        let lookups = hosts.iter().map(|host| async move {
-            self.tlsa_facts(host).await.unwrap_or_else(|e| {
-                tracing::warn!(mx = %host, "{e}");
-                MxFacts::new(host.clone(), TlsaFacts::Failed)
-            })
-        });
-        futures_util::future::join_all(lookups).await
+        futures_util::future::join_all(hosts.iter().map(|host| self.tlsa_facts(host))).await
     }
 
-    pub(crate) async fn tlsa_facts(&self, host: &DomainName) -> Result<MxFacts, DnsError> {
+    /// RFC 7672 §2.2.2 for one host; lookup failures become facts.
+    async fn tlsa_facts(&self, host: &DomainName) -> MxFacts {
         if !self.validates() {
-            return Ok(MxFacts::new(host.clone(), TlsaFacts::Unavailable));
+            return MxFacts::new(host.clone(), TlsaFacts::Unavailable);
         }
-        let facts = |tlsa| Ok(MxFacts::new(host.clone(), tlsa));
+        let facts = |tlsa| MxFacts::new(host.clone(), tlsa);
         let addresses = match self.query_addresses(host).await {
             Ok(a) => a,
             Err(e) if e.kind == DnsErrorKind::Bogus => return facts(TlsaFacts::Bogus),
@@ -781,7 +767,7 @@ impl DnsResolver {
         if let Some(target) = target {
             let at_target = tlsa_facts_of(self.query_tlsa(&target).await);
             if at_target != TlsaFacts::SecureNone {
-                return Ok(MxFacts::new(host.clone(), at_target).with_tlsa_base(target));
+                return MxFacts::new(host.clone(), at_target).with_tlsa_base(target);
             }
         }
         facts(tlsa_facts_of(self.query_tlsa(host).await))
@@ -1026,6 +1012,11 @@ fn ad_answer<T>(
         answer.status = status;
     }
     Ok(answer)
+}
+
+/// A host whose TLSA facts could not be had at all: not used.
+fn failed(host: &DomainName) -> MxFacts {
+    MxFacts::new(host.clone(), TlsaFacts::Failed)
 }
 
 fn tlsa_facts_of(result: Result<Answer<TlsaRecord>, DnsError>) -> TlsaFacts {

@@ -74,21 +74,22 @@ pub fn ok(body: &[u8]) -> Reply {
     response("200 OK", &[("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", &len)], body)
 }
 
+/// A rustls server configuration (ring, TLS 1.2 and 1.3, no client
+/// authentication) waiting for its certificate.
+pub fn server_config() -> rustls::ConfigBuilder<ServerConfig, rustls::server::WantsServerCert> {
+    ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+}
+
 /// An HTTPS server on 127.0.0.1 answering every request with `reply`; the
 /// requests it saw are kept.
 pub fn serve(
     cert: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
     reply: Reply,
 ) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = Arc::new(
-        ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(cert.0, cert.1)
-            .unwrap(),
-    );
+    let config = Arc::new(server_config().with_single_cert(cert.0, cert.1).unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -248,13 +249,8 @@ impl PolicyServer {
     pub fn start_on(pki: Arc<Pki>, addr: SocketAddr) -> Self {
         let hosts: Hosts = Arc::default();
         let resolver = Arc::new(BySni { pki, hosts: Arc::clone(&hosts), issued: Mutex::default() });
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = Arc::new(
-            ServerConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_cert_resolver(Arc::clone(&resolver) as Arc<dyn rustls::server::ResolvesServerCert>),
+            server_config().with_cert_resolver(Arc::clone(&resolver) as Arc<dyn rustls::server::ResolvesServerCert>),
         );
         let listener = TcpListener::bind(addr).unwrap();
         let addr = listener.local_addr().unwrap();

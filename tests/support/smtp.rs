@@ -71,14 +71,7 @@ pub fn smtp_server_on(name: &str, starttls: Starttls, addr: SocketAddr) -> SmtpS
     let config = match &starttls {
         Starttls::Cert(chain, key) => {
             let certified = Arc::new(CertifiedKey::new(chain.clone(), Arc::clone(key)));
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            Some(Arc::new(
-                rustls::ServerConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .unwrap()
-                    .with_no_client_auth()
-                    .with_cert_resolver(Arc::new(Fixed(certified))),
-            ))
+            Some(Arc::new(super::https::server_config().with_cert_resolver(Arc::new(Fixed(certified)))))
         }
         _ => None,
     };
