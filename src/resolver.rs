@@ -206,8 +206,12 @@ impl PolicyResolver {
 
     /// The facts [`resolve`](Self::resolve) plans from.
     pub fn facts(&self, domain: &str) -> Result<DomainFacts, ResolveError> {
-        let domain = DomainName::parse(domain)?;
-        let (this, name) = (self.clone(), domain.to_string());
+        self.facts_of(&DomainName::parse(domain)?)
+    }
+
+    /// [`facts`](Self::facts) for a name already parsed.
+    pub fn facts_of(&self, domain: &DomainName) -> Result<DomainFacts, ResolveError> {
+        let (this, name, domain) = (self.clone(), domain.to_string(), domain.clone());
         self.inner.dns.block(&name, "MX", async move { Ok(this.gather(domain).await) })?
     }
 

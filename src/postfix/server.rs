@@ -175,7 +175,7 @@ pub fn answer(zones: &HashMap<String, Zone>, payload: &[u8]) -> Reply {
         return Reply::NotFound;
     }
     let Ok(domain) = DomainName::parse(key) else { return Reply::NotFound };
-    match zone.resolver.facts(domain.as_str()) {
+    match zone.resolver.facts_of(&domain) {
         Ok(facts) => {
             let plan = zone.resolver.controls().plan(&facts);
             let reply = policy_reply(&plan, &facts.sts, zone.options);
