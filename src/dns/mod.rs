@@ -44,15 +44,18 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::net::udp::UdpClientStream;
-use hickory_resolver::net::{DnsError as HickoryDnsError, DnsHandle, NetError, NoRecords};
-use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
-use hickory_resolver::proto::op::{DnsRequest, DnsRequestOptions, Message, Query, ResponseCode};
-use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+use hickory_resolver::proto::dnssec::TrustAnchors;
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
+
+mod cache;
+mod transport;
+mod validate;
+
+pub use cache::{ANSWER_CACHE_SIZE, MAX_NEGATIVE_TTL};
+use transport::Transport;
+pub use validate::{Health, MAX_NSEC3_ITERATIONS};
+use validate::{LookupError, Lookups, Mode, weakest};
 
 use crate::dane::TlsaRecord;
 use crate::engine::{DnssecStatus, MxFacts, TlsaFacts};
@@ -131,11 +134,24 @@ pub struct DnsConfig {
     pub timeout: Duration,
     /// How often a query is tried (default 2).
     pub attempts: usize,
+    /// When the servers' path cannot validate the trust anchor's keys (they
+    /// strip or break DNSSEC): `false` (the default) fails such lookups
+    /// ([`DnsErrorKind::CannotValidate`], temporary: mail waits); `true`
+    /// runs degraded, every status indeterminate and DANE unavailable, as
+    /// with DNSSEC off, with an error log line and
+    /// [`DnsResolver::degraded_answers`] counting.
+    pub degraded: bool,
 }
 
 impl Default for DnsConfig {
     fn default() -> Self {
-        Self { servers: Vec::new(), dnssec: DnssecMode::default(), timeout: DEFAULT_TIMEOUT, attempts: 2 }
+        Self {
+            servers: Vec::new(),
+            dnssec: DnssecMode::default(),
+            timeout: DEFAULT_TIMEOUT,
+            attempts: 2,
+            degraded: false,
+        }
     }
 }
 
@@ -155,6 +171,13 @@ impl DnsConfig {
     /// Sets the timeout of one query.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Runs degraded (DANE unavailable) rather than failing lookups when the
+    /// path cannot validate; see [`DnsConfig::degraded`].
+    pub fn degraded(mut self, degraded: bool) -> Self {
+        self.degraded = degraded;
         self
     }
 
@@ -334,63 +357,9 @@ pub struct DnsResolver {
 
 struct Inner {
     runtime: Option<tokio::runtime::Runtime>,
-    backend: Backend,
-    negative: NegativeCache,
+    lookups: Lookups,
     /// How long a waiting thread waits for one lookup.
     wait_limit: Duration,
-}
-
-/// The most negative answers kept (see [`DnsResolver`]'s negative cache).
-pub const NEGATIVE_CACHE_SIZE: usize = 16_384;
-
-/// The longest a negative answer is kept, whatever its SOA says.
-pub const MAX_NEGATIVE_TTL: Duration = Duration::from_secs(3600);
-
-/// NXDOMAIN and NODATA answers kept for their negative TTL (RFC 2308 §5):
-/// hickory's cache keeps positive answers but validates a denial of
-/// existence again on every lookup, and "no TLSA records" is the answer
-/// for most MX hosts. Bogus answers are never kept. When full, expired
-/// entries go first, then everything.
-#[derive(Default)]
-struct NegativeCache(std::sync::Mutex<std::collections::HashMap<(String, u16), Denial>>);
-
-/// A kept denial: until when, NXDOMAIN (or NODATA), its status.
-type Denial = (std::time::Instant, bool, DnssecStatus);
-
-impl NegativeCache {
-    fn get<T>(&self, name: &str, rtype: RecordType) -> Option<Answer<T>> {
-        let now = std::time::Instant::now();
-        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let (until, nx, status) = map.get(&(name.to_ascii_lowercase(), u16::from(rtype)))?;
-        let ttl = until.checked_duration_since(now)?;
-        Some(Answer { rrset: if *nx { Rrset::NxDomain } else { Rrset::NoData }, status: *status, ttl, canonical: None })
-    }
-
-    fn put<T>(&self, name: &str, rtype: RecordType, answer: &Answer<T>) {
-        let nx = match answer.rrset {
-            Rrset::NxDomain => true,
-            Rrset::NoData => false,
-            Rrset::Records(_) => return,
-        };
-        if answer.ttl.is_zero() || answer.canonical.is_some() || answer.status == DnssecStatus::Bogus {
-            return;
-        }
-        let now = std::time::Instant::now();
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= NEGATIVE_CACHE_SIZE {
-            map.retain(|_, (until, _, _)| *until > now);
-            if map.len() >= NEGATIVE_CACHE_SIZE {
-                map.clear();
-            }
-        }
-        let until = now + answer.ttl.min(MAX_NEGATIVE_TTL);
-        map.insert((name.to_ascii_lowercase(), u16::from(rtype)), (until, nx, answer.status));
-    }
-}
-
-enum Backend {
-    Hickory { resolver: Box<TokioResolver>, validating: bool },
-    TrustAd { server: SocketAddr, timeout: Duration, attempts: usize },
 }
 
 impl Drop for Inner {
@@ -404,10 +373,10 @@ impl Drop for Inner {
 
 impl fmt::Debug for DnsResolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mode = match &self.inner.backend {
-            Backend::Hickory { validating: true, .. } => "validate",
-            Backend::Hickory { validating: false, .. } => "off",
-            Backend::TrustAd { .. } => "trust-ad",
+        let mode = match &self.inner.lookups.mode {
+            Mode::Validate { .. } => "validate",
+            Mode::Off => "off",
+            Mode::TrustAd => "trust-ad",
         };
         f.debug_struct("DnsResolver").field("dnssec", &mode).finish()
     }
@@ -428,11 +397,9 @@ impl DnsResolver {
             .enable_all()
             .build()
             .map_err(|e| config_error(format!("cannot start the DNS runtime: {e}")))?;
-        let backend = match &config.dnssec {
+        let mode = match &config.dnssec {
             DnssecMode::TrustAd => match config.servers.as_slice() {
-                [server] if server.ip().is_loopback() => {
-                    Backend::TrustAd { server: *server, timeout: config.timeout, attempts: config.attempts }
-                }
+                [server] if server.ip().is_loopback() => Mode::TrustAd,
                 [server] => {
                     return Err(config_error(format!(
                         "the AD bit is trusted only from a validating resolver on a loopback address, not {server}; \
@@ -445,52 +412,41 @@ impl DnsResolver {
                     ));
                 }
             },
-            mode => {
-                let validate = matches!(mode, DnssecMode::Validate(_));
-                let _guard = runtime.enter();
-                let provider = TokioRuntimeProvider::default();
-                let mut builder = if config.servers.is_empty() {
-                    TokioResolver::builder(provider)
-                        .map_err(|e| config_error(format!("cannot read the system DNS configuration: {e}")))?
-                } else {
-                    let servers = config
-                        .servers
-                        .iter()
-                        .map(|s| {
-                            let mut udp = ConnectionConfig::udp();
-                            udp.port = s.port();
-                            let mut tcp = ConnectionConfig::tcp();
-                            tcp.port = s.port();
-                            NameServerConfig::new(s.ip(), true, vec![udp, tcp])
-                        })
-                        .collect();
-                    TokioResolver::builder_with_config(ResolverConfig::from_name_servers(servers), provider)
-                };
-                let opts: &mut ResolverOpts = builder.options_mut();
-                opts.timeout = config.timeout;
-                opts.attempts = config.attempts;
-                opts.validate = validate;
-                opts.use_hosts_file = ResolveHosts::Never;
-                opts.ndots = 0;
-                opts.preserve_intermediates = true;
-                opts.edns0 = true;
-                if let DnssecMode::Validate(anchor) = mode {
-                    builder = builder.with_trust_anchor(Arc::clone(&anchor.0));
-                }
-                let resolver = builder.build().map_err(|e| config_error(format!("cannot build the resolver: {e}")))?;
-                Backend::Hickory { resolver: Box::new(resolver), validating: validate }
-            }
+            DnssecMode::Validate(anchor) => Mode::Validate { anchors: Arc::clone(&anchor.0), degrade: config.degraded },
+            DnssecMode::Off => Mode::Off,
         };
-        let wait_limit = config.timeout.saturating_mul(2 * config.attempts.max(1) as u32) + Duration::from_secs(1);
+        let servers = if config.servers.is_empty() { system_servers()? } else { config.servers.clone() };
+        let attempts = config.attempts.max(1);
+        let transport = Transport { servers, timeout: config.timeout, attempts };
+        // Every server, every attempt, A and AAAA one after the other, and
+        // the chain of trust: a generous bound that never overflows.
+        let rounds =
+            u32::try_from(attempts.saturating_mul(transport.servers.len()).saturating_mul(4)).unwrap_or(u32::MAX);
+        let wait_limit = config.timeout.saturating_mul(rounds).saturating_add(Duration::from_secs(1));
         Ok(Self {
-            inner: Arc::new(Inner { runtime: Some(runtime), backend, negative: NegativeCache::default(), wait_limit }),
+            inner: Arc::new(Inner { runtime: Some(runtime), lookups: Lookups::new(transport, mode), wait_limit }),
         })
+    }
+
+    /// Whether the servers' path can validate the trust anchor's keys, as
+    /// far as is known: [`Health::Unknown`] until something was validated
+    /// (or [`probe`](Self::probe) ran). Always `Unknown` without in-process
+    /// validation.
+    pub fn health(&self) -> Health {
+        self.inner.lookups.health()
+    }
+
+    /// How many answers were given as indeterminate (DANE unavailable)
+    /// because the path cannot validate, in degraded mode
+    /// ([`DnsConfig::degraded`]): a counter for a metric.
+    pub fn degraded_answers(&self) -> u64 {
+        self.inner.lookups.degraded_answers()
     }
 
     /// Whether answers can be secure (validation in process or a trusted AD
     /// bit); when false, DANE is unavailable.
     pub fn validates(&self) -> bool {
-        !matches!(self.inner.backend, Backend::Hickory { validating: false, .. })
+        !matches!(self.inner.lookups.mode, Mode::Off)
     }
 
     pub(crate) fn runtime(&self) -> &tokio::runtime::Runtime {
@@ -647,6 +603,9 @@ impl DnsResolver {
         let (v4, v6) = futures_util::join!(v4, v6);
         let (v4, v6) = match (v4, v6) {
             (Ok(a), Ok(b)) => (a, b),
+            // A bogus family is never hidden behind a good one (RFC 4035 §5,
+            // RFC 7672 §2.2.2: the host is not used).
+            (Ok(_), Err(e)) | (Err(e), Ok(_)) if e.kind == DnsErrorKind::Bogus => return Err(e),
             // One family failing while the other answers: use what we have,
             // but the status can then only be as good as the answer we got.
             (Ok(a), Err(_)) | (Err(_), Ok(a)) => return Ok(a),
@@ -783,41 +742,50 @@ impl DnsResolver {
         let fqdn = Name::from_ascii(format!("{}.", name.trim_end_matches('.')))
             .map_err(|e| DnsError::new(DnsErrorKind::Malformed(e.to_string()), name, rtype_name))?;
         let name = name.trim_end_matches('.');
-        if let Some(cached) = self.inner.negative.get(name, rtype) {
-            return Ok(cached);
+        let resolved = self.inner.lookups.lookup(&fqdn, rtype).await.map_err(|e| lookup_error(e, name, rtype_name))?;
+        if resolved.status == DnssecStatus::Bogus {
+            return Err(DnsError::new(DnsErrorKind::Bogus, name, rtype_name));
         }
-        let answer = self.ask(&fqdn, name, rtype, extract).await;
-        if let Ok(answer) = &answer {
-            self.inner.negative.put(name, rtype, answer);
-        }
-        answer
+        let records: Vec<T> = resolved.records.iter().filter_map(|r| extract(&r.data)).collect();
+        let rrset = if !records.is_empty() {
+            Rrset::Records(records)
+        } else if resolved.nx {
+            Rrset::NxDomain
+        } else {
+            Rrset::NoData
+        };
+        let canonical = resolved.chain.last().map(|c| c.to_ascii().trim_end_matches('.').to_ascii_lowercase());
+        Ok(Answer { rrset, status: resolved.status, ttl: Duration::from_secs(u64::from(resolved.ttl)), canonical })
     }
+}
 
-    async fn ask<T>(
-        &self,
-        fqdn: &Name,
-        name: &str,
-        rtype: RecordType,
-        extract: impl Fn(&RData) -> Option<T>,
-    ) -> Result<Answer<T>, DnsError> {
-        let rtype_name = rtype_name(rtype);
-        match &self.inner.backend {
-            Backend::Hickory { resolver, .. } => match resolver.lookup(fqdn.clone(), rtype).await {
-                Ok(lookup) => Ok(positive(fqdn, lookup.answers(), rtype, extract, |r| proof_status(r.proof))),
-                Err(e) => negative(e, name, rtype_name),
-            },
-            Backend::TrustAd { server, timeout, attempts } => {
-                let mut last = None;
-                for _ in 0..*attempts {
-                    match ask_with_ad(*server, *timeout, fqdn.clone(), rtype).await {
-                        Ok(message) => return ad_answer(fqdn, message, rtype, extract, name, rtype_name),
-                        Err(e) => last = Some(e),
-                    }
-                }
-                Err(classify(last.unwrap_or(NetError::Timeout), name, rtype_name))
-            }
-        }
+/// The servers of `/etc/resolv.conf` (`nameserver` lines, port 53).
+fn system_servers() -> Result<Vec<SocketAddr>, DnsError> {
+    let text = std::fs::read_to_string("/etc/resolv.conf")
+        .map_err(|e| config_error(format!("cannot read the system DNS configuration /etc/resolv.conf: {e}")))?;
+    let servers: Vec<SocketAddr> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|ip| ip.trim().split('%').next()?.parse::<IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect();
+    if servers.is_empty() {
+        return Err(config_error("/etc/resolv.conf names no nameserver; configure the DNS servers explicitly"));
     }
+    Ok(servers)
+}
+
+fn lookup_error(e: LookupError, name: &str, rtype: &'static str) -> DnsError {
+    let kind = match e {
+        LookupError::Timeout => DnsErrorKind::Timeout,
+        LookupError::Network(m) => DnsErrorKind::Network(m),
+        LookupError::Malformed(m) => DnsErrorKind::Malformed(m),
+        LookupError::Rcode(ResponseCode::ServFail) => DnsErrorKind::ServerFailure,
+        LookupError::Rcode(ResponseCode::Refused) => DnsErrorKind::Refused,
+        LookupError::Rcode(code) => DnsErrorKind::ResponseCode(code.to_string()),
+        LookupError::CannotValidate(why) => DnsErrorKind::CannotValidate(why),
+    };
+    DnsError::new(kind, name, rtype)
 }
 
 fn rtype_name(rtype: RecordType) -> &'static str {
@@ -830,188 +798,6 @@ fn rtype_name(rtype: RecordType) -> &'static str {
         RecordType::NS => "NS",
         _ => "DNS",
     }
-}
-
-/// The weaker of two statuses: bogus < indeterminate < insecure < secure.
-fn weakest(a: DnssecStatus, b: DnssecStatus) -> DnssecStatus {
-    fn rank(s: DnssecStatus) -> u8 {
-        match s {
-            DnssecStatus::Bogus => 0,
-            DnssecStatus::Indeterminate => 1,
-            DnssecStatus::Insecure => 2,
-            _ => 3,
-        }
-    }
-    if rank(a) <= rank(b) { a } else { b }
-}
-
-fn proof_status(proof: Proof) -> DnssecStatus {
-    match proof {
-        Proof::Secure => DnssecStatus::Secure,
-        Proof::Insecure => DnssecStatus::Insecure,
-        Proof::Bogus => DnssecStatus::Bogus,
-        _ => DnssecStatus::Indeterminate,
-    }
-}
-
-/// A positive answer: the records of the asked type at the end of the CNAME
-/// chain that starts at `qname`.
-fn positive<T>(
-    qname: &Name,
-    answers: &[Record],
-    rtype: RecordType,
-    extract: impl Fn(&RData) -> Option<T>,
-    status_of: impl Fn(&Record) -> DnssecStatus,
-) -> Answer<T> {
-    let mut current = qname.clone();
-    let mut status = DnssecStatus::Secure;
-    let mut ttl = u32::MAX;
-    // Follow the chain in the answer section (at most its length, so a loop ends).
-    for _ in 0..answers.len() {
-        let next = answers.iter().find_map(|r| match &r.data {
-            RData::CNAME(target) if r.name == current => Some((r, target.0.clone())),
-            _ => None,
-        });
-        let Some((record, target)) = next else { break };
-        status = weakest(status, status_of(record));
-        ttl = ttl.min(record.ttl);
-        current = target;
-    }
-    let mut records = Vec::new();
-    for r in answers.iter().filter(|r| r.record_type() == rtype && r.name == current) {
-        if let Some(v) = extract(&r.data) {
-            status = weakest(status, status_of(r));
-            ttl = ttl.min(r.ttl);
-            records.push(v);
-        }
-    }
-    let canonical = (current != *qname).then(|| current.to_ascii().trim_end_matches('.').to_ascii_lowercase());
-    let ttl = Duration::from_secs(if ttl == u32::MAX { 0 } else { u64::from(ttl) });
-    let rrset = if records.is_empty() { Rrset::NoData } else { Rrset::Records(records) };
-    Answer { rrset, status, ttl, canonical }
-}
-
-/// A hickory error: a negative answer with its proof, or a failure.
-fn negative<T>(e: NetError, name: &str, rtype: &'static str) -> Result<Answer<T>, DnsError> {
-    let empty = |nx: bool, status, ttl: Option<u32>| {
-        Ok(Answer {
-            rrset: if nx { Rrset::NxDomain } else { Rrset::NoData },
-            status,
-            ttl: Duration::from_secs(u64::from(ttl.unwrap_or(0))),
-            canonical: None,
-        })
-    };
-    match e {
-        NetError::Dns(HickoryDnsError::NoRecordsFound(NoRecords {
-            response_code,
-            negative_ttl,
-            authorities,
-            soa,
-            ..
-        })) => {
-            // RFC 2308 §5: the negative TTL is the smaller of the SOA's TTL
-            // and its MINIMUM field.
-            let soa_ttl = soa
-                .map(|r| r.ttl.min(r.data.minimum))
-                .or_else(|| soa_negative_ttl(authorities.as_deref().unwrap_or_default()));
-            let negative_ttl = negative_ttl.or(soa_ttl);
-            // The denial's status is that of the authority records proving it
-            // (SOA, NSEC/NSEC3); without any, nothing was proven.
-            let status = authorities
-                .as_deref()
-                .filter(|a| !a.is_empty())
-                .map(|a| a.iter().fold(DnssecStatus::Secure, |s, r| weakest(s, proof_status(r.proof))))
-                .unwrap_or(DnssecStatus::Indeterminate);
-            empty(response_code == ResponseCode::NXDomain, status, negative_ttl)
-        }
-        NetError::Dns(HickoryDnsError::Nsec { response, proof, .. }) => {
-            if proof == Proof::Bogus {
-                return Err(DnsError::new(DnsErrorKind::Bogus, name, rtype));
-            }
-            let ttl = response.negative_ttl().or_else(|| soa_negative_ttl(&response.authorities));
-            empty(response.response_code == ResponseCode::NXDomain, proof_status(proof), ttl)
-        }
-        e => Err(classify(e, name, rtype)),
-    }
-}
-
-/// RFC 2308 §5: a negative answer lives for the smaller of its SOA's TTL
-/// and MINIMUM field.
-fn soa_negative_ttl(authorities: &[Record]) -> Option<u32> {
-    authorities.iter().find_map(|r| match &r.data {
-        RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
-        _ => None,
-    })
-}
-
-fn classify(e: NetError, name: &str, rtype: &'static str) -> DnsError {
-    let kind = match e {
-        NetError::Timeout => DnsErrorKind::Timeout,
-        NetError::Dns(HickoryDnsError::DnssecBogus) => DnsErrorKind::Bogus,
-        NetError::Dns(HickoryDnsError::ResponseCode(ResponseCode::ServFail)) => DnsErrorKind::ServerFailure,
-        NetError::Dns(HickoryDnsError::ResponseCode(ResponseCode::Refused)) => DnsErrorKind::Refused,
-        NetError::Dns(HickoryDnsError::ResponseCode(code)) => DnsErrorKind::ResponseCode(code.to_string()),
-        NetError::Io(io) => DnsErrorKind::Network(io.to_string()),
-        NetError::NoConnections | NetError::Busy => DnsErrorKind::Network(e.to_string()),
-        NetError::Proto(p) => DnsErrorKind::Malformed(p.to_string()),
-        other => DnsErrorKind::Network(other.to_string()),
-    };
-    DnsError::new(kind, name, rtype)
-}
-
-/// One query to a validating resolver with the AD bit set (RFC 6840 §5.7)
-/// and DO, over UDP.
-async fn ask_with_ad(
-    server: SocketAddr,
-    timeout: Duration,
-    name: Name,
-    rtype: RecordType,
-) -> Result<Message, NetError> {
-    let exchange =
-        UdpClientStream::builder(server, TokioRuntimeProvider::default()).with_timeout(Some(timeout)).exchange();
-    let mut options = DnsRequestOptions::default();
-    options.recursion_desired = true;
-    options.use_edns = true;
-    options.edns_set_dnssec_ok = true;
-    let (mut message, options) = DnsRequest::from_query(Query::query(name, rtype), options).into_parts();
-    message.metadata.authentic_data = true;
-    let mut responses = exchange.send(DnsRequest::new(message, options));
-    match responses.next().await {
-        Some(Ok(response)) => Ok(response.into_message()),
-        Some(Err(e)) => Err(e),
-        None => Err(NetError::Timeout),
-    }
-}
-
-fn ad_answer<T>(
-    qname: &Name,
-    message: Message,
-    rtype: RecordType,
-    extract: impl Fn(&RData) -> Option<T>,
-    name: &str,
-    rtype_name: &'static str,
-) -> Result<Answer<T>, DnsError> {
-    let status = if message.metadata.authentic_data { DnssecStatus::Secure } else { DnssecStatus::Insecure };
-    if message.metadata.truncation {
-        return Err(DnsError::new(
-            DnsErrorKind::Malformed("truncated answer (TCP retry not supported in AD mode)".into()),
-            name,
-            rtype_name,
-        ));
-    }
-    match message.metadata.response_code {
-        ResponseCode::NoError | ResponseCode::NXDomain => {}
-        code => return Err(classify(NetError::Dns(HickoryDnsError::ResponseCode(code)), name, rtype_name)),
-    }
-    let mut answer = positive(qname, &message.answers, rtype, extract, |_| status);
-    if answer.records().is_empty() {
-        if message.metadata.response_code == ResponseCode::NXDomain {
-            answer.rrset = Rrset::NxDomain;
-        }
-        answer.ttl = Duration::from_secs(u64::from(soa_negative_ttl(&message.authorities).unwrap_or(0)));
-        answer.status = status;
-    }
-    Ok(answer)
 }
 
 /// A host whose TLSA facts could not be had at all: not used.
@@ -1041,21 +827,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn weakest_orders_statuses() {
-        use DnssecStatus::*;
-        for (a, b, w) in [
-            (Secure, Secure, Secure),
-            (Secure, Insecure, Insecure),
-            (Insecure, Indeterminate, Indeterminate),
-            (Indeterminate, Bogus, Bogus),
-            (Bogus, Secure, Bogus),
-        ] {
-            assert_eq!(weakest(a, b), w);
-            assert_eq!(weakest(b, a), w);
-        }
-    }
-
-    #[test]
     fn trust_ad_needs_a_loopback_resolver() {
         let config = DnsConfig::default().dnssec(DnssecMode::TrustAd);
         let err = DnsResolver::new(config.clone().servers(["192.0.2.1:53".parse().unwrap()])).unwrap_err();
@@ -1072,27 +843,5 @@ mod tests {
         let err = TrustAnchor::parse(". 3600 IN DNSKEY 257 3 13 not-base64!").unwrap_err();
         assert!(matches!(err.kind(), DnsErrorKind::Config(_)), "{err}");
         assert!(!err.is_temporary());
-    }
-
-    #[test]
-    fn positive_follows_the_cname_chain() {
-        use hickory_resolver::proto::rr::rdata::{A, CNAME};
-        let q = Name::from_ascii("mx.example.").unwrap();
-        let t = Name::from_ascii("real.example.").unwrap();
-        let answers = vec![
-            Record::from_rdata(q.clone(), 300, RData::CNAME(CNAME(t.clone()))),
-            Record::from_rdata(t.clone(), 60, RData::A(A::new(192, 0, 2, 1))),
-            Record::from_rdata(q.clone(), 60, RData::A(A::new(192, 0, 2, 9))),
-        ];
-        let a = positive(
-            &q,
-            &answers,
-            RecordType::A,
-            |r| if let RData::A(a) = r { Some(a.0) } else { None },
-            |_| DnssecStatus::Secure,
-        );
-        assert_eq!(a.records(), &["192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap()]);
-        assert_eq!(a.canonical.as_deref(), Some("real.example"));
-        assert_eq!(a.ttl, Duration::from_secs(60));
     }
 }

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use hickory_resolver::proto::dnssec::rdata::{DNSKEY, DNSSECRData, NSEC, NSEC3, RRSIG};
-use hickory_resolver::proto::dnssec::{Nsec3HashAlgorithm, PublicKey, TrustAnchors, Verifier};
+use hickory_resolver::proto::dnssec::{Nsec3HashAlgorithm, TrustAnchors, Verifier};
 use hickory_resolver::proto::op::{Message, ResponseCode};
 use hickory_resolver::proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
@@ -191,7 +191,12 @@ impl Lookups {
         self.lookup_at(name, rtype, 0).await
     }
 
-    fn lookup_at<'a>(&'a self, name: &'a Name, rtype: RecordType, depth: u8) -> Fut<'a, Result<Arc<Resolved>, LookupError>> {
+    fn lookup_at<'a>(
+        &'a self,
+        name: &'a Name,
+        rtype: RecordType,
+        depth: u8,
+    ) -> Fut<'a, Result<Arc<Resolved>, LookupError>> {
         Box::pin(async move {
             if let Some(hit) = self.cache.get(name, rtype) {
                 return Ok(hit);
@@ -261,7 +266,7 @@ impl Lookups {
             }
             let rest = self.lookup_at(&end, qtype, depth).await?;
             let mut resolved = (*rest).clone();
-            chain.extend(resolved.chain.drain(..));
+            chain.append(&mut resolved.chain);
             resolved.chain = chain;
             resolved.status = weakest(status, resolved.status);
             resolved.ttl = ttl.min(resolved.ttl);
@@ -282,15 +287,21 @@ impl Lookups {
     }
 
     /// The status of one RRset of `message` in the answer section.
-    async fn rrset_status(&self, message: &Message, owner: &Name, rtype: RecordType, rrset: &[Record], depth: u8) -> DnssecStatus {
-        let validate = match &self.mode {
+    async fn rrset_status(
+        &self,
+        message: &Message,
+        owner: &Name,
+        rtype: RecordType,
+        rrset: &[Record],
+        depth: u8,
+    ) -> DnssecStatus {
+        match &self.mode {
             Mode::Off => return DnssecStatus::Indeterminate,
             Mode::TrustAd => {
                 return if message.metadata.authentic_data { DnssecStatus::Secure } else { DnssecStatus::Insecure };
             }
-            Mode::Validate { .. } => true,
-        };
-        debug_assert!(validate);
+            Mode::Validate { .. } => {}
+        }
         let sigs = signatures(&message.answers, owner, rtype);
         if sigs.is_empty() {
             return self.unsigned_status(owner, depth).await;
@@ -328,7 +339,14 @@ impl Lookups {
 
     /// RFC 4035 §5.3.4 / RFC 5155 §8.8: a wildcard expansion needs the proof
     /// that the name asked does not exist closer than the wildcard.
-    fn wildcard_status(&self, message: &Message, owner: &Name, labels: u8, zone: &Name, keys: &[DNSKEY]) -> DnssecStatus {
+    fn wildcard_status(
+        &self,
+        message: &Message,
+        owner: &Name,
+        labels: u8,
+        zone: &Name,
+        keys: &[DNSKEY],
+    ) -> DnssecStatus {
         let proof = verified_proof(&message.authorities, zone, keys);
         let source_parent = owner.trim_to(usize::from(labels));
         let ok = if !proof.nsec3.is_empty() {
@@ -350,7 +368,7 @@ impl Lookups {
     /// when `name` is in a signed zone.
     fn unsigned_status<'a>(&'a self, name: &'a Name, depth: u8) -> Fut<'a, DnssecStatus> {
         Box::pin(async move {
-            let Some(anchor) = self.anchor_above(name) else { return DnssecStatus::Insecure };
+            let Some(anchor) = self.anchor_above() else { return DnssecStatus::Insecure };
             match self.zone_keys(&anchor, depth + 1).await {
                 Keys::Secure(_) => {}
                 Keys::Insecure => return DnssecStatus::Insecure,
@@ -383,14 +401,8 @@ impl Lookups {
     }
 
     /// The trust anchor at or above `name` (the root for the IANA anchors).
-    fn anchor_above(&self, name: &Name) -> Option<Name> {
-        match &self.mode {
-            Mode::Validate { .. } => {
-                let _ = name;
-                Some(Name::root())
-            }
-            _ => None,
-        }
+    fn anchor_above(&self) -> Option<Name> {
+        matches!(self.mode, Mode::Validate { .. }).then(Name::root)
     }
 
     /// The keys of `zone` through the chain of trust, cached for their TTL.
@@ -433,11 +445,8 @@ impl Lookups {
 
     async fn fetch_keys(&self, zone: &Name, depth: u8) -> (Keys, u32) {
         let Mode::Validate { anchors, .. } = &self.mode else { return (Keys::Insecure, 0) };
-        let trusted: Vec<DNSKEY>;
         let mut ttl = MAX_TTL;
-        if zone.is_root() {
-            trusted = Vec::new();
-        } else {
+        if !zone.is_root() {
             let ds = match self.lookup_at(zone, RecordType::DS, depth + 1).await {
                 Ok(ds) => ds,
                 Err(_) => return (Keys::Failed, 0),
@@ -470,12 +479,9 @@ impl Lookups {
             };
             let rrset = rrset_of(&message.answers, zone, RecordType::DNSKEY);
             let keys = dnskeys(&rrset);
-            trusted = keys
-                .iter()
-                .filter(|k| usable.iter().any(|ds| ds.covers(zone, k).unwrap_or(false)))
-                .cloned()
-                .collect();
-            return match self.self_signed(&message, zone, &rrset, &keys, &trusted) {
+            let trusted: Vec<DNSKEY> =
+                keys.iter().filter(|k| usable.iter().any(|ds| ds.covers(zone, k).unwrap_or(false))).cloned().collect();
+            return match self_signed(&message, zone, &rrset, &trusted) {
                 Some(t) => (Keys::Secure(Arc::new(keys)), ttl.min(t)),
                 None => (Keys::Bogus, 0),
             };
@@ -487,31 +493,27 @@ impl Lookups {
         };
         let rrset = rrset_of(&message.answers, zone, RecordType::DNSKEY);
         let keys = dnskeys(&rrset);
-        let anchored: Vec<DNSKEY> = keys
-            .iter()
-            .filter(|k| k.key().is_ok_and(|pk| anchors.contains(&*pk)) || anchors.contains(k.public_key()))
-            .cloned()
-            .collect();
+        let anchored: Vec<DNSKEY> = keys.iter().filter(|k| anchors.contains(k.public_key())).cloned().collect();
         if keys.is_empty() || signatures(&message.answers, zone, RecordType::DNSKEY).is_empty() {
             return (Keys::CannotValidate, 0);
         }
-        match self.self_signed(&message, zone, &rrset, &keys, &anchored) {
+        match self_signed(&message, zone, &rrset, &anchored) {
             Some(t) => (Keys::Secure(Arc::new(keys)), ttl.min(t)),
             None if anchored.is_empty() => (Keys::Bogus, 0),
             None => (Keys::CannotValidate, 0),
         }
     }
 
-    /// A DNSKEY RRset signed by one of the `trusted` keys (RFC 4035
-    /// §5.2): the TTL it may be kept for.
-    fn self_signed(&self, message: &Message, zone: &Name, rrset: &[Record], _keys: &[DNSKEY], trusted: &[DNSKEY]) -> Option<u32> {
-        let sigs = signatures(&message.answers, zone, RecordType::DNSKEY);
-        verify_rrset(zone, rrset, &sigs, zone, trusted).map(|_| min_ttl(rrset))
-    }
-
     /// The status of a denial (NXDOMAIN or NODATA) of (`qname`, `qtype`) in
     /// `message`, and whether it proves an unsigned delegation (for DS).
-    async fn denial_status(&self, message: &Message, qname: &Name, qtype: RecordType, nx: bool, depth: u8) -> (DnssecStatus, bool) {
+    async fn denial_status(
+        &self,
+        message: &Message,
+        qname: &Name,
+        qtype: RecordType,
+        nx: bool,
+        depth: u8,
+    ) -> (DnssecStatus, bool) {
         match &self.mode {
             Mode::Off => return (DnssecStatus::Indeterminate, false),
             Mode::TrustAd => {
@@ -556,6 +558,13 @@ impl Lookups {
     }
 }
 
+/// A DNSKEY RRset signed by one of the `trusted` keys (RFC 4035 §5.2):
+/// the TTL it may be kept for.
+fn self_signed(message: &Message, zone: &Name, rrset: &[Record], trusted: &[DNSKEY]) -> Option<u32> {
+    let sigs = signatures(&message.answers, zone, RecordType::DNSKEY);
+    verify_rrset(zone, rrset, &sigs, zone, trusted).map(|_| min_ttl(rrset))
+}
+
 /// The answer section read from the name asked: the CNAMEs on the way and
 /// the records of the type asked at the end.
 struct Walk {
@@ -588,7 +597,11 @@ fn walk(message: &Message, qname: &Name, qtype: RecordType) -> Walk {
 }
 
 fn rrset_of(records: &[Record], owner: &Name, rtype: RecordType) -> Vec<Record> {
-    records.iter().filter(|r| r.record_type() == rtype && r.name == *owner && r.dns_class == DNSClass::IN).cloned().collect()
+    records
+        .iter()
+        .filter(|r| r.record_type() == rtype && r.name == *owner && r.dns_class == DNSClass::IN)
+        .cloned()
+        .collect()
 }
 
 fn dnskeys(rrset: &[Record]) -> Vec<DNSKEY> {
@@ -787,7 +800,11 @@ fn nsec_denial(nsecs: &[(Name, NSEC)], qname: &Name, qtype: RecordType, nx: bool
     let encloser = closest_encloser(qname, o, n);
     let Ok(wildcard) = encloser.prepend_label("*") else { return Denial::Missing };
     if nx {
-        if nsecs.iter().any(|(o, n)| covers(o, n, &wildcard)) { Denial::Proven { delegation: false } } else { Denial::Missing }
+        if nsecs.iter().any(|(o, n)| covers(o, n, &wildcard)) {
+            Denial::Proven { delegation: false }
+        } else {
+            Denial::Missing
+        }
     } else {
         match nsecs.iter().find(|(o, _)| *o == wildcard) {
             Some((_, n)) if denies(n.type_set(), qtype) => Denial::Proven { delegation: false },
@@ -810,7 +827,10 @@ fn nsec3_params(records: &[(Name, NSEC3)]) -> Option<Nsec3Params> {
 }
 
 fn nsec3_hash(name: &Name, params: &Nsec3Params) -> Option<Vec<u8>> {
-    Nsec3HashAlgorithm::SHA1.hash(&params.salt, &name.to_lowercase(), params.iterations).ok().map(|d| d.as_ref().to_vec())
+    Nsec3HashAlgorithm::SHA1
+        .hash(&params.salt, &name.to_lowercase(), params.iterations)
+        .ok()
+        .map(|d| d.as_ref().to_vec())
 }
 
 /// The hash in an NSEC3 owner name's first label (base32hex, RFC 5155 §3.3).
@@ -820,10 +840,17 @@ fn owner_hash(owner: &Name) -> Option<Vec<u8>> {
 }
 
 fn same_params(n: &NSEC3, params: &Nsec3Params) -> bool {
-    n.hash_algorithm() == Nsec3HashAlgorithm::SHA1 && n.iterations() == params.iterations && n.salt() == params.salt.as_slice()
+    n.hash_algorithm() == Nsec3HashAlgorithm::SHA1
+        && n.iterations() == params.iterations
+        && n.salt() == params.salt.as_slice()
 }
 
-fn matching_nsec3<'a>(records: &'a [(Name, NSEC3)], params: &Nsec3Params, name: &Name, zone: &Name) -> Option<&'a NSEC3> {
+fn matching_nsec3<'a>(
+    records: &'a [(Name, NSEC3)],
+    params: &Nsec3Params,
+    name: &Name,
+    zone: &Name,
+) -> Option<&'a NSEC3> {
     let hash = nsec3_hash(name, params)?;
     records
         .iter()
@@ -831,7 +858,12 @@ fn matching_nsec3<'a>(records: &'a [(Name, NSEC3)], params: &Nsec3Params, name: 
         .map(|(_, n)| n)
 }
 
-fn covering_nsec3<'a>(records: &'a [(Name, NSEC3)], params: &Nsec3Params, name: &Name, zone: &Name) -> Option<&'a NSEC3> {
+fn covering_nsec3<'a>(
+    records: &'a [(Name, NSEC3)],
+    params: &Nsec3Params,
+    name: &Name,
+    zone: &Name,
+) -> Option<&'a NSEC3> {
     let hash = nsec3_hash(name, params)?;
     records
         .iter()
@@ -840,7 +872,11 @@ fn covering_nsec3<'a>(records: &'a [(Name, NSEC3)], params: &Nsec3Params, name: 
             let next = n.next_hashed_owner_name();
             same_params(n, params)
                 && o.base_name() == *zone
-                && if owner.as_slice() < next { owner < hash && hash.as_slice() < next } else { owner < hash || hash.as_slice() < next }
+                && if owner.as_slice() < next {
+                    owner < hash && hash.as_slice() < next
+                } else {
+                    owner < hash || hash.as_slice() < next
+                }
         })
         .map(|(_, n)| n)
 }
@@ -873,14 +909,12 @@ fn nsec3_denial(records: &[(Name, NSEC3)], zone: &Name, qname: &Name, qtype: Rec
     if params.iterations > MAX_NSEC3_ITERATIONS {
         return Denial::Insecure;
     }
-    if !nx {
-        if let Some(n) = matching_nsec3(records, &params, qname, zone) {
-            return if denies(n.type_set(), qtype) {
-                Denial::Proven { delegation: is_delegation(n.type_set()) }
-            } else {
-                Denial::Missing
-            };
-        }
+    if !nx && let Some(n) = matching_nsec3(records, &params, qname, zone) {
+        return if denies(n.type_set(), qtype) {
+            Denial::Proven { delegation: is_delegation(n.type_set()) }
+        } else {
+            Denial::Missing
+        };
     }
     let Some((encloser, next_closer)) = closest_encloser_proof(records, &params, qname, zone) else {
         return Denial::Missing;
@@ -921,7 +955,96 @@ fn rank(s: DnssecStatus) -> u8 {
     }
 }
 
-#[allow(dead_code)]
-fn _assert_public_key_trait(k: &dyn PublicKey) -> &[u8] {
-    k.public_bytes()
+#[cfg(test)]
+mod tests {
+    use hickory_resolver::proto::op::{MessageType, OpCode};
+    use hickory_resolver::proto::rr::rdata::{A, CNAME};
+
+    use super::*;
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    #[test]
+    fn weakest_orders_statuses() {
+        use DnssecStatus::*;
+        for (a, b, w) in [
+            (Secure, Secure, Secure),
+            (Secure, Insecure, Insecure),
+            (Insecure, Indeterminate, Indeterminate),
+            (Indeterminate, Bogus, Bogus),
+            (Bogus, Secure, Bogus),
+        ] {
+            assert_eq!(weakest(a, b), w);
+            assert_eq!(weakest(b, a), w);
+            assert_eq!(best(a, b), if w == a { b } else { a });
+        }
+    }
+
+    #[test]
+    fn the_walk_follows_the_cname_chain_and_stops_at_loops() {
+        let (q, t) = (name("mx.example."), name("real.example."));
+        let mut m = Message::new(1, MessageType::Response, OpCode::Query);
+        m.answers = vec![
+            Record::from_rdata(q.clone(), 300, RData::CNAME(CNAME(t.clone()))),
+            Record::from_rdata(t.clone(), 60, RData::A(A::new(192, 0, 2, 1))),
+            Record::from_rdata(q.clone(), 60, RData::A(A::new(192, 0, 2, 9))),
+        ];
+        let w = walk(&m, &q, RecordType::A);
+        // The A record at the alias itself is not the answer: a CNAME owner has no other data.
+        assert_eq!(w.records.len(), 1, "{:?}", w.records);
+        assert_eq!(w.hops.len(), 0);
+        let w = walk(&m, &q, RecordType::AAAA);
+        assert_eq!(w.hops.len(), 1);
+        assert_eq!(w.hops[0].2, t);
+        m.answers = vec![
+            Record::from_rdata(q.clone(), 300, RData::CNAME(CNAME(t.clone()))),
+            Record::from_rdata(t.clone(), 300, RData::CNAME(CNAME(q.clone()))),
+        ];
+        let w = walk(&m, &q, RecordType::A);
+        assert_eq!(w.hops.len(), 1, "a loop ends the walk");
+    }
+
+    #[test]
+    fn rfc4034_4_1_nsec_coverage_wraps_at_the_apex() {
+        let nsec = |next: &str| NSEC::new(name(next), [RecordType::A]);
+        for (owner, next, n, covered) in [
+            ("a.example.", "c.example.", "b.example.", true),
+            ("a.example.", "c.example.", "a.example.", false),
+            ("a.example.", "c.example.", "c.example.", false),
+            ("a.example.", "c.example.", "x.b.example.", true),
+            ("z.example.", "example.", "zz.example.", true),
+            ("z.example.", "example.", "b.example.", false),
+        ] {
+            assert_eq!(covers(&name(owner), &nsec(next), &name(n)), covered, "{owner} {next} {n}");
+        }
+    }
+
+    #[test]
+    fn rfc4035_5_4_nsec_denials() {
+        let n = |owner: &str, next: &str, types: &[RecordType]| {
+            (name(owner), hickory_resolver::proto::dnssec::rdata::NSEC::new(name(next), types.to_vec()))
+        };
+        use RecordType::*;
+        let zone = [
+            n("example.", "a.example.", &[SOA, NS, MX]),
+            n("a.example.", "c.example.", &[A, TXT]),
+            n("c.example.", "example.", &[A]),
+        ];
+        let proven = Denial::Proven { delegation: false };
+        // NODATA at a name.
+        assert_eq!(nsec_denial(&zone, &name("a.example."), MX, false), proven);
+        assert_eq!(nsec_denial(&zone, &name("a.example."), A, false), Denial::Missing);
+        // NXDOMAIN needs the wildcard covered too: *.example. sorts before a.example.
+        assert_eq!(nsec_denial(&zone[1..], &name("b.example."), A, true), Denial::Missing);
+        assert_eq!(nsec_denial(&zone, &name("b.example."), A, true), proven);
+        // A delegation's NSEC denies DS only, and says it is a delegation.
+        let cut = [n("d.example.", "e.example.", &[NS])];
+        assert_eq!(nsec_denial(&cut, &name("d.example."), DS, false), Denial::Proven { delegation: true });
+        assert_eq!(nsec_denial(&cut, &name("d.example."), A, false), Denial::Missing);
+        // An empty non-terminal.
+        let ent = [n("a.example.", "x.b.example.", &[A])];
+        assert_eq!(nsec_denial(&ent, &name("b.example."), DS, false), proven);
+    }
 }
