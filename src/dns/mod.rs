@@ -604,8 +604,13 @@ impl DnsResolver {
         let (v4, v6) = match (v4, v6) {
             (Ok(a), Ok(b)) => (a, b),
             // A bogus family is never hidden behind a good one (RFC 4035 §5,
-            // RFC 7672 §2.2.2: the host is not used).
-            (Ok(_), Err(e)) | (Err(e), Ok(_)) if e.kind == DnsErrorKind::Bogus => return Err(e),
+            // RFC 7672 §2.2.2: the host is not used); a validating resolver
+            // says bogus with SERVFAIL.
+            (Ok(_), Err(e)) | (Err(e), Ok(_))
+                if matches!(e.kind, DnsErrorKind::Bogus | DnsErrorKind::ServerFailure) =>
+            {
+                return Err(e);
+            }
             // One family failing while the other answers: use what we have,
             // but the status can then only be as good as the answer we got.
             (Ok(a), Err(_)) | (Err(_), Ok(a)) => return Ok(a),
@@ -720,7 +725,9 @@ impl DnsResolver {
         match addresses.status {
             DnssecStatus::Secure => {}
             DnssecStatus::Bogus => return facts(TlsaFacts::Bogus),
-            _ => return facts(TlsaFacts::Insecure),
+            DnssecStatus::Insecure => return facts(TlsaFacts::Insecure),
+            // Not validated (a path that cannot validate, run degraded).
+            _ => return facts(TlsaFacts::Unavailable),
         }
         let target = addresses.canonical.as_deref().and_then(|c| DomainName::parse(c).ok()).filter(|c| c != host);
         if let Some(target) = target {

@@ -353,7 +353,13 @@ impl Lookups {
             let next_closer = owner.trim_to(usize::from(labels) + 1);
             match nsec3_params(&proof.nsec3) {
                 Some(params) if params.iterations > MAX_NSEC3_ITERATIONS => return DnssecStatus::Insecure,
-                Some(params) => covering_nsec3(&proof.nsec3, &params, &next_closer, zone).is_some(),
+                // RFC 5155 §9.2: an opt-out span may hide an unsigned
+                // delegation at the next closer name: insecure.
+                Some(params) => match covering_nsec3(&proof.nsec3, &params, &next_closer, zone) {
+                    Some(n) if n.opt_out() => return DnssecStatus::Insecure,
+                    Some(_) => true,
+                    None => false,
+                },
                 None => false,
             }
         } else {
@@ -551,7 +557,7 @@ impl Lookups {
         };
         match outcome {
             Denial::Proven { delegation } => (DnssecStatus::Secure, delegation),
-            Denial::OptOut => (DnssecStatus::Insecure, qtype == RecordType::DS),
+            Denial::OptOut => (DnssecStatus::Insecure, qtype == RecordType::DS && !nx),
             Denial::Insecure => (DnssecStatus::Insecure, false),
             Denial::Missing => (DnssecStatus::Bogus, false),
         }
@@ -919,15 +925,18 @@ fn nsec3_denial(records: &[(Name, NSEC3)], zone: &Name, qname: &Name, qtype: Rec
     let Some((encloser, next_closer)) = closest_encloser_proof(records, &params, qname, zone) else {
         return Denial::Missing;
     };
-    if !nx && qtype == RecordType::DS && next_closer.opt_out() {
-        return Denial::OptOut; // RFC 5155 §8.6
+    // RFC 5155 §8.6 (DS), §9.2: a next closer name in an opt-out span may
+    // be an unsigned delegation, so nothing below the closest encloser is
+    // proven; the answer is insecure.
+    if next_closer.opt_out() {
+        return Denial::OptOut;
     }
     let Ok(wildcard) = encloser.prepend_label("*") else { return Denial::Missing };
     if nx {
         if covering_nsec3(records, &params, &wildcard, zone).is_none() {
             return Denial::Missing;
         }
-        if next_closer.opt_out() { Denial::OptOut } else { Denial::Proven { delegation: false } }
+        Denial::Proven { delegation: false }
     } else {
         // RFC 5155 §8.7: NODATA from a wildcard.
         match matching_nsec3(records, &params, &wildcard, zone) {

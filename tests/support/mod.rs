@@ -1,6 +1,8 @@
 //! Support code shared by the integration tests (and the demo).
 
 #[cfg(feature = "dns")]
+pub mod bind;
+#[cfg(feature = "dns")]
 pub mod dns;
 pub mod https;
 #[cfg(feature = "rustls")]
