@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hickory_resolver::proto::rr::{Name, RecordType};
+use hickory_proto::rr::{Name, RecordType};
 
 use super::validate::Resolved;
 use crate::engine::DnssecStatus;

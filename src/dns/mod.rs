@@ -1,4 +1,5 @@
-//! DNS lookups with their DNSSEC status (feature `dns`, hickory-resolver).
+//! DNS lookups with their DNSSEC status (feature `dns`), validated in
+//! process (see [the manual](crate::manual#dns-and-dnssec-rfc-7672-2-feature-dns)).
 //!
 //! What the rest of the crate asks DNS, each answer with its DNSSEC status
 //! (RFC 4035 §4.3: secure, insecure, bogus, indeterminate) and TTL, and
@@ -19,7 +20,10 @@
 //!
 //! [`DnssecMode::Validate`] validates in process from trust anchors (the
 //! IANA root KSKs by default; custom anchors for test worlds and private
-//! roots). [`DnssecMode::TrustAd`] trusts the AD bit of a validating
+//! roots): RFC 4035 §5 and RFC 5155 §8 on answers asked with DO and CD,
+//! each RRset and denial proven or not; a path whose servers strip DNSSEC
+//! is told apart ([`Health::CannotValidate`]) and, by choice, fails
+//! lookups or runs degraded ([`DnsConfig::degraded`]). [`DnssecMode::TrustAd`] trusts the AD bit of a validating
 //! resolver, which must be on a loopback address (RFC 6698 §A.1.4 and RFC
 //! 7672 §2.1.1: the path between the resolver and the MTA must be trusted);
 //! any other address is refused when the resolver is made. In this mode a
@@ -30,7 +34,7 @@
 //!
 //! # Blocking and async
 //!
-//! hickory is async. A [`DnsResolver`] owns a small tokio runtime (two
+//! The lookups are async (tokio). A [`DnsResolver`] owns a small tokio runtime (two
 //! worker threads) that runs its lookups: the plain methods block the
 //! calling thread and must not be called from async code (they return
 //! [`DnsErrorKind::InAsyncContext`] there instead of panicking); the
@@ -44,9 +48,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_resolver::proto::dnssec::TrustAnchors;
-use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use hickory_proto::dnssec::TrustAnchors;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RData, RecordType};
 
 mod cache;
 mod transport;

@@ -29,10 +29,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use hickory_resolver::proto::dnssec::rdata::{DNSKEY, DNSSECRData, NSEC, NSEC3, RRSIG};
-use hickory_resolver::proto::dnssec::{Nsec3HashAlgorithm, TrustAnchors, Verifier};
-use hickory_resolver::proto::op::{Message, ResponseCode};
-use hickory_resolver::proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData, NSEC, NSEC3, RRSIG};
+use hickory_proto::dnssec::{Nsec3HashAlgorithm, TrustAnchors, Verifier};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::cache::AnswerCache;
 use super::transport::{Failure, Flags, Transport};
@@ -776,12 +776,12 @@ fn closest_encloser(name: &Name, owner: &Name, next: &NSEC) -> Name {
 /// The type bitmap denies `qtype` at a name that exists (RFC 4035 §5.4):
 /// neither the type nor a CNAME; an NSEC at a delegation (NS without SOA)
 /// speaks only for DS there (RFC 4035 §2.3, RFC 6840 §4.1).
-fn denies(types: &hickory_resolver::proto::rr::RecordTypeSet, qtype: RecordType) -> bool {
+fn denies(types: &hickory_proto::rr::RecordTypeSet, qtype: RecordType) -> bool {
     let delegation = types.contains(RecordType::NS) && !types.contains(RecordType::SOA);
     !types.contains(qtype) && !types.contains(RecordType::CNAME) && (qtype == RecordType::DS || !delegation)
 }
 
-fn is_delegation(types: &hickory_resolver::proto::rr::RecordTypeSet) -> bool {
+fn is_delegation(types: &hickory_proto::rr::RecordTypeSet) -> bool {
     types.contains(RecordType::NS) && !types.contains(RecordType::SOA)
 }
 
@@ -966,8 +966,8 @@ fn rank(s: DnssecStatus) -> u8 {
 
 #[cfg(test)]
 mod tests {
-    use hickory_resolver::proto::op::{MessageType, OpCode};
-    use hickory_resolver::proto::rr::rdata::{A, CNAME};
+    use hickory_proto::op::{MessageType, OpCode};
+    use hickory_proto::rr::rdata::{A, CNAME};
 
     use super::*;
 
@@ -1033,7 +1033,7 @@ mod tests {
     #[test]
     fn rfc4035_5_4_nsec_denials() {
         let n = |owner: &str, next: &str, types: &[RecordType]| {
-            (name(owner), hickory_resolver::proto::dnssec::rdata::NSEC::new(name(next), types.to_vec()))
+            (name(owner), hickory_proto::dnssec::rdata::NSEC::new(name(next), types.to_vec()))
         };
         use RecordType::*;
         let zone = [
