@@ -28,6 +28,8 @@
 //! zone rpt    tlsrpt=yes                 #   Postfix >= 3.10 TLS-RPT attributes
 //! #   dane=none|opportunistic|mandatory  dnssec=validate|trust-ad|off  timeout=20s
 //! #   dns=IP[:PORT][,…]  anchor=FILE (DNSKEY records)  roots=webpki|os|FILE.pem  proxy=http://host:port
+//! #   dnssec-broken=refuse|degrade: when the DNS servers cannot validate (they strip DNSSEC), refuse to
+//! #   start (default) or run with DANE unavailable, logged loudly
 //! ```
 //!
 //! Signals: SIGTERM and SIGINT save the snapshots and exit; SIGHUP saves
@@ -38,7 +40,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use smtp_tls_policy::dns::{DnsConfig, DnssecMode, TrustAnchor};
+use smtp_tls_policy::dns::{DnsConfig, DnsErrorKind, DnssecMode, TrustAnchor};
 use smtp_tls_policy::engine::{DaneSupport, DestinationControls, Options, Profile, StsSupport, TlsSupport};
 use smtp_tls_policy::fetch::{FetchConfig, Roots};
 use smtp_tls_policy::postfix::ZoneOptions;
@@ -210,6 +212,7 @@ fn zone(options: &[&str]) -> Result<Zone, String> {
     let mut tlsrpt = false;
     let mut dnssec = "validate";
     let mut anchor = None;
+    let mut degrade = false;
     for option in options {
         let (key, value) = option.split_once('=').ok_or_else(|| format!("{option:?}: expected key=value"))?;
         match key {
@@ -265,6 +268,13 @@ fn zone(options: &[&str]) -> Result<Zone, String> {
                 })
             }
             "proxy" => fetch = fetch.proxy(value),
+            "dnssec-broken" => {
+                degrade = match value {
+                    "refuse" => false,
+                    "degrade" => true,
+                    _ => return Err(format!("dnssec-broken={value}: expected refuse or degrade")),
+                }
+            }
             _ => return Err(format!("unknown zone option {key:?}")),
         }
     }
@@ -278,7 +288,20 @@ fn zone(options: &[&str]) -> Result<Zone, String> {
     // the TLS support here only shapes the plan; MTA-STS is always on.
     let controls = DestinationControls::new(Profile::new(TlsSupport::Preferred, dane, StsSupport::On))
         .with_options(Options::default().testing_as_enforce(strict));
-    let resolver = PolicyResolver::new(ResolverConfig::default().dns(dns).fetch(fetch).controls(controls))
-        .map_err(|e| e.to_string())?;
+    let validating = matches!(dnssec, "validate");
+    let resolver =
+        PolicyResolver::new(ResolverConfig::default().dns(dns.degraded(degrade)).fetch(fetch).controls(controls))
+            .map_err(|e| e.to_string())?;
+    // At start: can these servers validate at all? (A resolver path that
+    // strips DNSSEC would otherwise make every MX lookup fail.)
+    if validating {
+        match resolver.dns().probe() {
+            Ok(()) => {}
+            Err(e) if matches!(e.kind(), DnsErrorKind::CannotValidate(_)) && !degrade => {
+                return Err(format!("{e} (or set dnssec-broken=degrade to run with DANE unavailable)"));
+            }
+            Err(e) => tracing::warn!("DNS check at start: {e}"),
+        }
+    }
     Ok(Zone { resolver, options: ZoneOptions::default().tlsrpt(tlsrpt) })
 }
