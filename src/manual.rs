@@ -401,20 +401,128 @@
 //!
 //! # DNS and DNSSEC (RFC 7672 §2; feature `dns`)
 //!
-//! [`dns::DnsResolver`](crate::dns::DnsResolver) asks with hickory-resolver
-//! 0.26 and reports, with every answer, its DNSSEC status (RFC 4035 §4.3)
-//! and TTL, telling NXDOMAIN and NODATA (RFC 2308) apart from failures.
+//! [`dns::DnsResolver`](crate::dns::DnsResolver) asks the configured
+//! servers (or those of `/etc/resolv.conf`) itself and reports, with every
+//! answer, its DNSSEC status (RFC 4035 §4.3) and TTL, telling NXDOMAIN and
+//! NODATA (RFC 2308) apart from failures. hickory-proto supplies the
+//! message and record types, the canonical signed data and the signature
+//! check (ring); the transport, the cache and the validation procedure are
+//! the crate's, because hickory-resolver 0.26's validator takes wildcard
+//! answers in NSEC zones for bogus (hickory-dns issue #2882, PR #3812: a
+//! failing test, no fix released), weakens statuses when a zone is signed
+//! twice, hides a bogus A RRset next to a good AAAA and loses CNAMEs from
+//! its cache.
 //!
-//! - **Status of an answer**: the weakest status of the records returned
-//!   and of every CNAME that led to them (bogus < indeterminate < insecure
-//!   < secure); of a denial, the weakest of the SOA and NSEC/NSEC3 records
-//!   proving it. A bogus answer is an error ([`DnsErrorKind::Bogus`](
-//!   crate::dns::DnsErrorKind::Bogus)), never data.
-//! - **Negative caching**: hickory keeps positive answers but validates a
-//!   denial again on every lookup, and "no TLSA records" is the usual
-//!   answer for an MX host. The resolver keeps NXDOMAIN and NODATA answers
-//!   for min(SOA TTL, SOA MINIMUM) (RFC 2308 §5), at most one hour, at most
-//!   16 384 of them; bogus answers are never kept.
+//! ## Transport
+//!
+//! UDP with EDNS(0) offering 1232 bytes (no fragmentation on any path), the
+//! id and question of the answer checked (RFC 5452), and **TCP when the
+//! answer is truncated** (RFC 7766), in every mode: a truncated answer is
+//! never an error by itself. Each attempt has the configured timeout;
+//! SERVFAIL and REFUSED try the next server.
+//!
+//! ## Validation (DNSSEC mode `Validate`)
+//!
+//! Queries carry DO and CD, so that the servers return signatures and do
+//! not filter bogus data; the crate decides. The rule: **secure only with
+//! proof; bogus when a required proof is missing or wrong; extra signatures
+//! and rollovers never weaken a status.**
+//!
+//! - An RRset (each CNAME of a chain, and the records at its end) is secure
+//!   when *one* RRSIG over it verifies — right signer (the owner or above;
+//!   the parent for DS), within its validity (RFC 4034 §3.1.5 serial
+//!   arithmetic), key tag and algorithm of a zone key that is not revoked —
+//!   with a key of a DNSKEY RRset that is itself secure: signed by a key
+//!   that matches a secure DS of the parent (RFC 4035 §5.2), up to the trust
+//!   anchor. Other signatures (a second ZSK during a double-signature
+//!   rollover, a second algorithm during an algorithm rollover, stale
+//!   keys) are never held against it (RFC 6840 §5.11).
+//! - A wildcard expansion (RRSIG labels below the owner's) is secure only
+//!   with the proof that no closer name exists: a verified NSEC covering
+//!   the name whose closest encloser is the wildcard's parent (RFC 4035
+//!   §5.3.4), or a verified NSEC3 covering the next closer name (RFC 5155
+//!   §8.8). An NSEC3 opt-out span there makes it insecure (RFC 5155 §9.2).
+//! - A denial is secure only with verified NSEC or NSEC3 records of the
+//!   signing zone that prove it: NODATA (the name's bitmap without the type
+//!   and without CNAME; a delegation's NSEC denies only DS), an empty
+//!   non-terminal, NXDOMAIN (name and the closest encloser's wildcard
+//!   covered), NODATA at a wildcard (RFC 4035 §5.4, RFC 5155 §8.4–§8.7).
+//!   An empty answer without a proof from a signed zone is bogus, never
+//!   secure NODATA.
+//! - An RRset or a denial **without signatures** is insecure only where a
+//!   secure denial of DS proves an unsigned delegation at or above it (NS
+//!   without DS in the bitmap, or an NSEC3 opt-out span); the crate walks
+//!   the DS records from the anchor down to find it. In a signed zone such
+//!   an answer is bogus (signatures stripped).
+//! - Insecure rather than bogus: a zone whose DS records name only
+//!   algorithms or digests the crate cannot check (Ed448, algorithm 16,
+//!   which ring lacks; RFC 4035 §5.2, RFC 6840 §5.2); NSEC3 with more than
+//!   [`MAX_NSEC3_ITERATIONS`](crate::dns::MAX_NSEC3_ITERATIONS) (150)
+//!   iterations or an unknown hash (RFC 9276 §3.2); an NXDOMAIN in an NSEC3
+//!   opt-out span.
+//! - A bogus answer is an error ([`DnsErrorKind::Bogus`](
+//!   crate::dns::DnsErrorKind::Bogus)), never data; an MX host whose A or
+//!   AAAA RRset is bogus (or SERVFAIL, a validating resolver's word for
+//!   bogus) is not used, even when the other family is good (RFC 7672
+//!   §2.2.2). When one family times out and the other answers, the answer
+//!   given is used with its own status.
+//! - Trust anchors: DNSKEY records of the root (the IANA KSKs by default).
+//!   The chain always starts at the root; anchors at other names are not
+//!   used as starting points.
+//! - Not supported: DNAME (a synthesised CNAME is unsigned, so a chain
+//!   through a DNAME in a signed zone is bogus: mail waits, never a
+//!   downgrade); NSEC3 hash algorithms other than SHA-1 (insecure).
+//!
+//! ## A path that cannot validate
+//!
+//! Where the servers strip or break DNSSEC (a home router, some corporate
+//! resolvers), the root's DNSKEY RRset comes back without signatures and
+//! nothing can be secure. The resolver then says so instead of calling
+//! every answer bogus: [`DnsResolver::health`](crate::dns::DnsResolver::health)
+//! is [`Health::CannotValidate`](crate::dns::Health::CannotValidate), an
+//! error is logged once, and by default lookups fail with
+//! [`DnsErrorKind::CannotValidate`](crate::dns::DnsErrorKind::CannotValidate)
+//! (temporary: mail waits, DANE is never silently dropped, since an
+//! attacker on the path could strip signatures on purpose). With
+//! [`DnsConfig::degraded`](crate::dns::DnsConfig::degraded) the resolver
+//! runs degraded instead: every status indeterminate, DANE unavailable as
+//! with DNSSEC off, each such answer counted by
+//! [`DnsResolver::degraded_answers`](crate::dns::DnsResolver::degraded_answers).
+//! [`DnsResolver::probe`](crate::dns::DnsResolver::probe) checks the path at
+//! start; the socketmap server refuses to start on such a path unless its
+//! zone says `dnssec-broken=degrade`. A root DNSKEY RRset that is signed
+//! but by no anchored key is bogus (a wrong anchor or a forgery).
+//!
+//! ## Cache
+//!
+//! Answers, positive and negative, are kept for their TTL (a denial for
+//! min(SOA TTL, SOA MINIMUM), RFC 2308 §5, at most one hour; anything at
+//! most a day; at most 65 536 answers) **with the CNAME chain that led to
+//! them**, so an alias answered from the cache still names its canonical
+//! name and the RFC 7672 §2.2.2 TLSA base domain stays right however the
+//! lookups interleave. Zone keys are kept for the DNSKEY and DS TTLs.
+//! Bogus answers are never kept.
+//!
+//! ## Tested zone shapes
+//!
+//! `tests/bind.rs`, against zones signed at test time by BIND 9's
+//! `dnssec-signzone` and served by `named`, in validate and off modes, and
+//! through `unbound` in trust-AD mode: NSEC; NSEC3 with 0 iterations and no
+//! salt, with opt-out (and an unsigned delegation in the span), salted
+//! with 10 iterations; algorithms 8 (RSA-2048), 13, 14, 15 and 16; a ZSK
+//! double-signature rollover (NSEC and NSEC3); an algorithm rollover with
+//! a DS for one algorithm; an unsigned delegation; a DS matching no key;
+//! expired and not-yet-valid signatures; A RDATA changed after signing
+//! (next to a good AAAA, and alone); wildcard MX, A and TLSA; wildcard
+//! NODATA; NXDOMAIN several labels below the closest encloser; empty
+//! non-terminals; CNAME chains within a zone, across zones and into an
+//! unsigned zone; a TXT answer over 1232 bytes (TCP). Every table is asked
+//! twice on one long-lived resolver and backwards on another; a stripping
+//! proxy stands for a path that cannot validate. `tests/dns.rs` keeps the
+//! hickory-server world for live edits, SERVFAIL and silent names.
+//!
+//! ## The other modes
+//!
 //! - **MX** (RFC 5321 §5.1): hosts in preference order (equal preferences
 //!   in the server's order), duplicates removed, names that are not host
 //!   names dropped with a warning, at most 32 kept; no MX records → the
@@ -422,22 +530,19 @@
 //!   and NXDOMAIN are permanent errors.
 //! - **TLSA base domain** (RFC 7672 §2.2.2): the MX host's A and AAAA
 //!   lookups (CNAMEs followed) must be secure for TLSA to be looked up at
-//!   all (otherwise: insecure, no DANE); after a CNAME chain, TLSA is looked
-//!   up at the end of the chain and, only on a secure denial there, at the
-//!   MX name. A CNAME into an unsigned zone makes the chain insecure. When
-//!   one address family fails and the other answers, the answer given is
-//!   used (its status alone).
-//! - **Modes**: in-process validation from trust anchors (the IANA root
-//!   KSKs by default; anchors in DNSKEY zone-file form otherwise); the AD
-//!   bit (queries set AD and DO, RFC 6840 §5.7) of a validating resolver
-//!   that must be on a loopback address, as RFC 7672 §2.1.1 requires a
-//!   trusted path — any other address, or more than one server, is refused
-//!   when the resolver is made; or off, where every status is indeterminate
-//!   and TLSA is never asked ([`TlsaFacts::Unavailable`](
-//!   crate::engine::TlsaFacts::Unavailable): DANE unavailable, never
-//!   bogus). In AD mode a bogus answer reaches us as SERVFAIL, a failure,
-//!   which has the same effect (the host is not used); a truncated answer
-//!   is an error there (no TCP retry).
+//!   all (insecure: no DANE; not validated: DANE unavailable); after a
+//!   CNAME chain, TLSA is looked up at the end of the chain and, only on a
+//!   secure denial there, at the MX name. A CNAME into an unsigned zone
+//!   makes the chain insecure.
+//! - **Trust-AD**: the AD bit (queries set AD and DO, RFC 6840 §5.7) of a
+//!   validating resolver that must be on a loopback address, as RFC 7672
+//!   §2.1.1 requires a trusted path — any other address, or more than one
+//!   server, is refused when the resolver is made. A bogus answer reaches
+//!   us as SERVFAIL, a failure, which has the same effect (the host is not
+//!   used). Truncated answers are asked again over TCP.
+//! - **Off**: every status is indeterminate and TLSA is never asked
+//!   ([`TlsaFacts::Unavailable`](crate::engine::TlsaFacts::Unavailable):
+//!   DANE unavailable, never bogus).
 //! - **Blocking and async**: a resolver owns a two-thread tokio runtime. The
 //!   blocking methods run the lookup on the calling thread and return
 //!   `InAsyncContext` instead of panicking when called from async code; the
