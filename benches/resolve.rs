@@ -4,7 +4,12 @@
 //! validation, the HTTPS fetch, the policy parse, the plan) — and warm —
 //! a domain in the policy cache and in the resolver's DNS cache.
 //!
-//! Run: `cargo bench --bench resolve`
+//! `bind::*`: the same against zones signed by BIND's `dnssec-signzone`
+//! (NSEC3, ECDSA P-256) and served by `named` (validated in process), and
+//! through a validating `unbound` (trust-AD mode); needs Debian's bind9,
+//! bind9-dnsutils and unbound (`.ci/run` installs them).
+//!
+//! Run: `cargo bench --bench resolve` (without BIND: `-- --skip bind`)
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -141,4 +146,97 @@ fn socketmap_answer_warm(bencher: Bencher) {
     let first = answer(&zones, b"postfix d0.signed").to_string();
     assert!(first.starts_with("OK secure match=mx.common.signed"), "{first}");
     bencher.bench_local(|| black_box(answer(&zones, black_box(b"postfix d0.signed"))));
+}
+
+/// The same resolves against the BIND world (tests/support/bind.rs): a
+/// zone `bench.` signed by `dnssec-signzone` with the domains of the
+/// hickory world's zone, `named` answering, `unbound` validating.
+mod bind {
+    use super::*;
+    use smtp_tls_policy::dns::{DnsConfig, DnssecMode, TrustAnchor};
+    use std::time::Duration;
+    use support::bind::{BENCH_DOMAINS, BindWorld, available};
+    use support::world::config_with_dns;
+
+    struct Bind {
+        world: BindWorld,
+        https: PolicyServer,
+        pki: Arc<Pki>,
+    }
+
+    static BIND: LazyLock<Bind> = LazyLock::new(|| {
+        BENCH_DOMAINS.store(DOMAINS, Ordering::Relaxed);
+        assert!(
+            available(),
+            "BIND 9 and unbound are not installed (apt-get install bind9 bind9-dnsutils unbound), or skip these: \
+             cargo bench --bench resolve -- --skip bind"
+        );
+        let pki = Arc::new(Pki::new());
+        let https = PolicyServer::start(Arc::clone(&pki));
+        let body = b"version: STSv1\r\nmode: enforce\r\nmx: mx.common.bench\r\nmax_age: 86400\r\n";
+        for n in 0..DOMAINS {
+            https.set(&format!("mta-sts.d{n}.bench"), ok(body));
+        }
+        let bind = Bind { world: BindWorld::start(), https, pki };
+        // Issue every policy host's certificate once, outside the measurement.
+        let warm = validating(&bind);
+        for n in 0..DOMAINS {
+            warm.resolve(&format!("d{n}.bench")).unwrap();
+        }
+        bind
+    });
+
+    fn dns() -> DnsConfig {
+        DnsConfig::default().timeout(Duration::from_millis(400)).attempts(1)
+    }
+
+    /// Validated in process, `named` answering.
+    fn validating(b: &Bind) -> PolicyResolver {
+        let anchor = TrustAnchor::parse(&b.world.root_anchor).unwrap();
+        let dns = dns().servers([b.world.named]).dnssec(DnssecMode::Validate(anchor));
+        PolicyResolver::new(config_with_dns(dns, &b.https, &b.pki)).unwrap()
+    }
+
+    /// The AD bit of `unbound`, validating for the resolver.
+    fn trusting(b: &Bind) -> PolicyResolver {
+        let dns = dns().servers([b.world.unbound]).dnssec(DnssecMode::TrustAd);
+        PolicyResolver::new(config_with_dns(dns, &b.https, &b.pki)).unwrap()
+    }
+
+    fn cold(bencher: Bencher, r: PolicyResolver) {
+        let next = AtomicUsize::new(0);
+        bencher.bench_local(|| {
+            let n = next.fetch_add(1, Ordering::Relaxed) % DOMAINS;
+            let plan = r.resolve(&format!("d{n}.bench")).unwrap();
+            assert!(plan.sts.is_some());
+            black_box(plan)
+        });
+    }
+
+    fn warm(bencher: Bencher, r: PolicyResolver) {
+        r.resolve("d0.bench").unwrap();
+        bencher.bench_local(|| black_box(r.resolve(black_box("d0.bench")).unwrap()));
+    }
+
+    #[divan::bench(sample_count = 100, sample_size = 10)]
+    fn cold_validate(bencher: Bencher) {
+        cold(bencher, validating(&BIND));
+    }
+
+    #[divan::bench]
+    fn warm_validate(bencher: Bencher) {
+        warm(bencher, validating(&BIND));
+    }
+
+    /// Cold through `unbound`: its cache is warm after the first pass, so
+    /// this is the crate's side of a trust-AD lookup.
+    #[divan::bench(sample_count = 100, sample_size = 10)]
+    fn cold_trust_ad(bencher: Bencher) {
+        cold(bencher, trusting(&BIND));
+    }
+
+    #[divan::bench]
+    fn warm_trust_ad(bencher: Bencher) {
+        warm(bencher, trusting(&BIND));
+    }
 }

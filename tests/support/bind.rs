@@ -15,6 +15,7 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -73,7 +74,7 @@ const fn zone(name: &'static str, algorithms: &'static [&'static str], denial: D
 const P256: &[&str] = &["ECDSAP256SHA256"];
 
 fn specs() -> Vec<ZoneSpec> {
-    vec![
+    let mut specs = vec![
         zone("nsec", P256, Denial::Nsec),
         zone("nsec3", P256, Denial::Nsec3),
         zone("optout", P256, Denial::Nsec3OptOut),
@@ -90,7 +91,26 @@ fn specs() -> Vec<ZoneSpec> {
         ZoneSpec { validity: Some(("20400101000000", "20400201000000")), ..zone("future", P256, Denial::Nsec) },
         ZoneSpec { tamper: Some(("192.0.2.1", "192.0.2.99")), ..zone("tampered", P256, Denial::Nsec) },
         ZoneSpec { unsigned: true, ..zone("plain", P256, Denial::Nsec) },
-    ]
+    ];
+    if BENCH_DOMAINS.load(Ordering::Relaxed) > 0 {
+        specs.push(zone("bench", P256, Denial::Nsec3));
+    }
+    specs
+}
+
+/// How many bench domains `d<N>.bench` the zone `bench.` gets (NSEC3, 0
+/// iterations, ECDSA P-256: the Internet's most common shape); 0 (the
+/// tests): no such zone. Set before the first [`signed`] or [`BindWorld::start`].
+pub static BENCH_DOMAINS: AtomicUsize = AtomicUsize::new(0);
+
+/// The records of the bench zone: one MX host without TLSA records, and
+/// for each domain an MX and an MTA-STS TXT record.
+fn bench_records(domains: usize) -> String {
+    let mut text = String::from("mx.common A 127.0.0.1\n_tcp.mx.common TXT \"no TLSA below\"\n");
+    for n in 0..domains {
+        writeln!(text, "d{n} MX 10 mx.common\n_mta-sts.d{n} TXT \"v=STSv1; id=1;\"").unwrap();
+    }
+    text
 }
 
 /// The records of every signed zone (relative names; `$ORIGIN` is the zone).
@@ -127,6 +147,10 @@ fn zone_text(spec: &ZoneSpec) -> String {
         "$ORIGIN {0}.\n$TTL 300\n@ SOA ns.{0}. hostmaster.{0}. 1 3600 600 86400 300\n@ NS ns\nns A 127.0.0.1\n",
         spec.name
     );
+    if spec.name == "bench" {
+        text.push_str(&bench_records(BENCH_DOMAINS.load(Ordering::Relaxed)));
+        return text;
+    }
     text.push_str(&common_records(spec.name));
     if spec.name == "tampered" {
         text.push_str("mx4 A 192.0.2.1\nmx4 AAAA ::1\n_25._tcp.mx4 TLSA 3 1 1 aa\nonly4 A 192.0.2.1\n");

@@ -54,6 +54,12 @@ pub fn local_config(dns: &DnsWorld, https: &PolicyServer, pki: &Pki) -> Resolver
         .dnssec(DnssecMode::Validate(anchor))
         .timeout(Duration::from_millis(400))
         .attempts(1);
+    config_with_dns(dns, https, pki)
+}
+
+/// A resolver configuration with these DNS settings and the local policy
+/// server (a 2 s fetch timeout).
+pub fn config_with_dns(dns: DnsConfig, https: &PolicyServer, pki: &Pki) -> ResolverConfig {
     let target = https.addr;
     let fetch = FetchConfig::default()
         .roots(Roots::Custom(vec![pki.ca_der.clone()]))
