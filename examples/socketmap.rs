@@ -30,6 +30,9 @@
 //! #   dns=IP[:PORT][,…]  anchor=FILE (DNSKEY records)  roots=webpki|os|FILE.pem  proxy=http://host:port
 //! #   dnssec-broken=refuse|degrade: when the DNS servers cannot validate (they strip DNSSEC), refuse to
 //! #   start (default) or run with DANE unavailable, logged loudly
+//! #   sts-unavailable=none|may|encrypt|dane|dane-only|verify|secure: the answer for a policy that was
+//! #   announced but could not be had: none (default) answers NOTFOUND (main.cf's level applies); a
+//! #   level overrides main.cf for such domains (with policy_failure when tlsrpt=yes)
 //! ```
 //!
 //! Signals: SIGTERM and SIGINT save the snapshots and exit; SIGHUP saves
@@ -43,8 +46,8 @@ use std::time::Duration;
 use smtp_tls_policy::dns::{DnsConfig, DnsErrorKind, DnssecMode, TrustAnchor};
 use smtp_tls_policy::engine::{DaneSupport, DestinationControls, Options, Profile, StsSupport, TlsSupport};
 use smtp_tls_policy::fetch::{FetchConfig, Roots};
-use smtp_tls_policy::postfix::ZoneOptions;
 use smtp_tls_policy::postfix::server::{ServerConfig, SocketmapServer, Zone};
+use smtp_tls_policy::postfix::{Level, ZoneOptions};
 use smtp_tls_policy::resolver::{PolicyResolver, ResolverConfig};
 
 const DEFAULT_CONFIG: &str = "listen inet:127.0.0.1:8461\nzone postfix\n";
@@ -213,6 +216,7 @@ fn zone(options: &[&str]) -> Result<Zone, String> {
     let mut dnssec = "validate";
     let mut anchor = None;
     let mut degrade = false;
+    let mut unavailable = None;
     for option in options {
         let (key, value) = option.split_once('=').ok_or_else(|| format!("{option:?}: expected key=value"))?;
         match key {
@@ -268,6 +272,16 @@ fn zone(options: &[&str]) -> Result<Zone, String> {
                 })
             }
             "proxy" => fetch = fetch.proxy(value),
+            "sts-unavailable" => {
+                unavailable = match value {
+                    "none" => None,
+                    _ => Some(Level::parse(value).ok_or_else(|| {
+                        format!(
+                            "sts-unavailable={value}: expected none, may, encrypt, dane, dane-only, verify or secure"
+                        )
+                    })?),
+                }
+            }
             "dnssec-broken" => {
                 degrade = match value {
                     "refuse" => false,
@@ -303,5 +317,5 @@ fn zone(options: &[&str]) -> Result<Zone, String> {
             Err(e) => tracing::warn!("DNS check at start: {e}"),
         }
     }
-    Ok(Zone { resolver, options: ZoneOptions::default().tlsrpt(tlsrpt) })
+    Ok(Zone { resolver, options: ZoneOptions::default().tlsrpt(tlsrpt).unavailable(unavailable) })
 }

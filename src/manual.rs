@@ -642,13 +642,29 @@
 //!   support is mandatory; otherwise `dane`. Postfix cannot mix DANE and
 //!   MTA-STS per host.
 //! - `TEMP` only when the plan excludes every host (deferring is what the
-//!   engine would do); a failed MX lookup is `TEMP` too (Postfix's own
-//!   lookup would fail the same way), while NXDOMAIN and null MX are
-//!   `NOTFOUND` so that Postfix bounces on its own terms.
+//!   engine would do); a failed or unusable MX lookup is `TEMP` too
+//!   (Postfix's own lookup would fail the same way; an MX RRset of names
+//!   that cannot be hosts, such as `_mx.attacker.example`, may be forged),
+//!   while NXDOMAIN and null MX are `NOTFOUND` so that Postfix bounces on
+//!   its own terms — except that an enforced MTA-STS policy survives any MX
+//!   answer: whatever the MX lookup said (a bogus RRset aside, which
+//!   defers), the reply is the policy's `secure match=…`, so a forged MX
+//!   answer cannot switch the policy off. Library callers get the same
+//!   facts from [`ResolveError::sts`](crate::resolver::ResolveError::sts).
 //! - MTA-STS `testing` is `NOTFOUND` (deliver as main.cf says), unless the
 //!   zone has strict testing; `none`, no policy, or a policy that could not
-//!   be had are `NOTFOUND` (RFC 8461 §5) — with `tlsrpt=yes`, a policy that
-//!   could not be had is `OK may` with `policy_failure`.
+//!   be had are `NOTFOUND` (RFC 8461 §5). A reply overrides main.cf's
+//!   `smtp_tls_security_level`, so no reply is weaker than what main.cf
+//!   would choose: a policy that could not be had is `NOTFOUND`, or the
+//!   level the zone names ([`ZoneOptions::unavailable`](crate::postfix::ZoneOptions),
+//!   `sts-unavailable=` in the example), with `policy_failure` under
+//!   `tlsrpt=yes` — never `OK may` by itself.
+//! - Policy text never becomes Postfix attributes: with `tlsrpt=yes`, a
+//!   policy line that cannot be written inside `{ … }` (a brace, a control
+//!   or non-ASCII character) leaves out every `policy_string`; `mx`
+//!   patterns equal to Postfix's `match=` keywords (`hostname`, `nexthop`,
+//!   `dot-nexthop`) are never written, and a policy with no other pattern
+//!   is `TEMP`.
 //! - Keys that are not domain names (`[ip]:port`, `host:port`) are
 //!   `NOTFOUND`; keys are matched case-insensitively, a trailing dot
 //!   ignored.

@@ -91,10 +91,23 @@ pub enum ResolveError {
     /// The recipient domain is not a valid domain name.
     #[error("recipient domain: {0}")]
     Domain(#[from] ParseError),
-    /// The MX lookup failed, the domain does not exist, or it accepts no
-    /// mail; see [`DnsError::kind`].
+    /// A DNS lookup the façade needed outside a resolve failed; see
+    /// [`DnsError::kind`].
     #[error("{0}")]
     Dns(#[from] DnsError),
+    /// The MX lookup failed, the domain does not exist, or it accepts no
+    /// mail ([`DnsError::kind`] says which). `sts` is what the MTA-STS
+    /// discovery found meanwhile: a live policy stays in force whatever the
+    /// MX answer was (an attacker who forges the MX RRset must not turn
+    /// the policy off), so a caller that does its own MX lookup, such as
+    /// the Postfix socketmap server, can still apply it.
+    #[error("{error}")]
+    Mx {
+        /// The MX lookup's error.
+        error: DnsError,
+        /// The MTA-STS facts gathered alongside.
+        sts: Box<StsFacts>,
+    },
     /// The resolver could not be made.
     #[error("resolver configuration: {0}")]
     Config(String),
@@ -104,8 +117,24 @@ impl ResolveError {
     /// Whether trying again later may succeed (defer rather than bounce).
     pub fn is_temporary(&self) -> bool {
         match self {
-            Self::Dns(e) => e.is_temporary(),
+            Self::Dns(e) | Self::Mx { error: e, .. } => e.is_temporary(),
             Self::Domain(_) | Self::Config(_) => false,
+        }
+    }
+
+    /// The DNS error, if a lookup failed.
+    pub fn dns_error(&self) -> Option<&DnsError> {
+        match self {
+            Self::Dns(e) | Self::Mx { error: e, .. } => Some(e),
+            Self::Domain(_) | Self::Config(_) => None,
+        }
+    }
+
+    /// The MTA-STS facts found while the MX lookup failed.
+    pub fn sts(&self) -> Option<&StsFacts> {
+        match self {
+            Self::Mx { sts, .. } => Some(sts),
+            _ => None,
         }
     }
 }
@@ -189,9 +218,10 @@ impl PolicyResolver {
     /// allowed): gathers the facts and asks the engine. Blocks; from async
     /// code use [`resolve_async`](Self::resolve_async).
     ///
-    /// Errors only when no plan can be made: an invalid domain, a failed MX
-    /// lookup (temporary: defer), a domain that does not exist or a null MX
-    /// (permanent: bounce). Failures of MTA-STS and TLSA lookups are facts
+    /// Errors only when no plan can be made: an invalid domain, a failed or
+    /// unusable MX lookup (temporary: defer), a domain that does not exist
+    /// or a null MX (permanent: bounce); the MX errors carry the MTA-STS
+    /// facts ([`ResolveError::sts`]). Failures of MTA-STS and TLSA lookups are facts
     /// the plan accounts for.
     pub fn resolve(&self, domain: &str) -> Result<Plan, ResolveError> {
         let facts = self.facts(domain)?;
@@ -263,7 +293,10 @@ impl PolicyResolver {
             Ok::<_, DnsError>((facts, mx.status))
         };
         let (sts, mx) = futures_util::join!(sts, mx);
-        let (mx, mx_dnssec) = mx?;
+        let (mx, mx_dnssec) = match mx {
+            Ok(mx) => mx,
+            Err(error) => return Err(ResolveError::Mx { error, sts: Box::new(sts) }),
+        };
         Ok(DomainFacts::new(domain, mx, mx_dnssec).with_sts(sts))
     }
 

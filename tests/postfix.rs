@@ -15,9 +15,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use smtp_tls_policy::engine::Options;
-use smtp_tls_policy::postfix::ZoneOptions;
 use smtp_tls_policy::postfix::netstring::{decode, encode};
 use smtp_tls_policy::postfix::server::{ServerConfig, SocketmapServer, Zone};
+use smtp_tls_policy::postfix::{Level, ZoneOptions};
 use smtp_tls_policy::resolver::PolicyResolver;
 use support::dns::Zones;
 use support::https::response;
@@ -51,6 +51,17 @@ danests MX 20 mx.common
 _mta-sts.danests TXT "v=STSv1; id=1;"
 tlsafail MX 10 mx.servfail
 mx.servfail A 127.0.0.1
+forged MX 10 _mx.attacker.example.
+_mta-sts.forged TXT "v=STSv1; id=1;"
+forgedxn MX 10 mx-.attacker.example.
+_mta-sts.forgedxn TXT "v=STSv1; id=1;"
+forgedtesting MX 10 _mx.attacker.example.
+_mta-sts.forgedtesting TXT "v=STSv1; id=1;"
+forgednopolicy MX 10 _mx.attacker.example.
+braces MX 10 mx.common
+_mta-sts.braces TXT "v=STSv1; id=1;"
+keyword MX 10 mx.common
+_mta-sts.keyword TXT "v=STSv1; id=1;"
 "#
     );
     let broken = "b MX 10 mx.b\nmx.b A 127.0.0.1\n".into();
@@ -61,11 +72,27 @@ type World = LocalWorld;
 
 fn world() -> World {
     let w = LocalWorld::start(&zones());
-    for d in ["enforce", "snap", "danests"] {
+    for d in ["enforce", "snap", "danests", "forged", "forgedxn"] {
         w.https.set(&format!("mta-sts.{d}.signed"), policy("enforce", "mx.common.signed"));
     }
     w.https.set("mta-sts.wild.signed", policy("enforce", "*.common.signed"));
     w.https.set("mta-sts.testing.signed", policy("testing", "mx.common.signed"));
+    w.https.set("mta-sts.forgedtesting.signed", policy("testing", "mx.common.signed"));
+    // Policy text that would close Postfix's `{ … }` quoting and add a `match=`.
+    w.https.set(
+        "mta-sts.braces.signed",
+        support::https::ok(
+            b"version: STSv1\r\nmode: enforce\r\nmx: mx.common.signed\r\nmax_age: 86400\r\n\
+              x-evil: } match=attacker.example {\r\n",
+        ),
+    );
+    // `hostname` is a keyword in Postfix's match= list.
+    w.https.set(
+        "mta-sts.keyword.signed",
+        support::https::ok(
+            b"version: STSv1\r\nmode: enforce\r\nmx: hostname\r\nmx: mx.common.signed\r\nmax_age: 86400\r\n",
+        ),
+    );
     w.https.set("mta-sts.fetchfail.signed", response("404 Not Found", &[("Content-Length", "0")], b""));
     w
 }
@@ -90,7 +117,8 @@ fn server(w: &World, dir: &Path) -> SocketmapServer {
         .snapshot_dir(dir)
         .zone("postfix", zone(w, false, ZoneOptions::default()))
         .zone("strict", zone(w, true, ZoneOptions::default()))
-        .zone("rpt", zone(w, false, ZoneOptions::default().tlsrpt(true)));
+        .zone("rpt", zone(w, false, ZoneOptions::default().tlsrpt(true)))
+        .zone("rptlevel", zone(w, false, ZoneOptions::default().tlsrpt(true).unavailable(Some(Level::Encrypt))));
     SocketmapServer::start(config).unwrap()
 }
 
@@ -163,11 +191,44 @@ fn postfix_3_10_tlsrpt_attributes() {
         query(a, "rpt dane.signed"),
         format!("OK dane-only policy_type=tlsa policy_domain=dane.signed {{ policy_string = {TLSA} }}")
     );
+    // A policy that could not be had: never a level weaker than main.cf's
+    // (`OK may` would override `encrypt` or `dane`), unless the zone names one.
+    assert_eq!(query(a, "rpt fetchfail.signed"), "NOTFOUND ");
     assert_eq!(
-        query(a, "rpt fetchfail.signed"),
-        "OK may policy_type=sts policy_domain=fetchfail.signed policy_failure=sts-policy-fetch-error"
+        query(a, "rptlevel fetchfail.signed"),
+        "OK encrypt policy_type=sts policy_domain=fetchfail.signed policy_failure=sts-policy-fetch-error"
     );
     assert_eq!(query(a, "rpt nopolicy.signed"), "NOTFOUND ");
+    // Policy text never becomes attributes: a line that cannot be quoted
+    // leaves every policy_string out.
+    let braces = query(a, "rpt braces.signed");
+    assert_eq!(
+        braces,
+        "OK secure match=mx.common.signed servername=hostname policy_type=sts policy_domain=braces.signed \
+         mx_host_pattern=mx.common.signed"
+    );
+    s.shutdown();
+}
+
+#[test]
+fn a_forged_mx_answer_never_turns_a_live_policy_off() {
+    let w = world();
+    let dir = temp_dir("forged");
+    let s = server(&w, &dir);
+    let a = s.local_addrs()[0];
+    // MX names the crate refuses (Postfix accepts `_`): the enforced policy
+    // still applies to whatever Postfix's own MX lookup finds.
+    for d in ["forged", "forgedxn"] {
+        assert_eq!(query(a, &format!("postfix {d}.signed")), "OK secure match=mx.common.signed servername=hostname");
+    }
+    assert_eq!(query(a, "strict forgedtesting.signed"), "OK secure match=mx.common.signed servername=hostname");
+    // Without an enforced policy: try again later (a malformed answer may be forged).
+    for request in ["postfix forgedtesting.signed", "postfix forgednopolicy.signed"] {
+        let reply = query(a, request);
+        assert!(reply.starts_with("TEMP MX lookup of forged"), "{request}: {reply}");
+    }
+    // Postfix's match= keywords are never written as patterns.
+    assert_eq!(query(a, "postfix keyword.signed"), "OK secure match=mx.common.signed servername=hostname");
     s.shutdown();
 }
 

@@ -83,8 +83,9 @@ _mta-sts.ownlookup TXT "v=STSv1; id=1;"
 mta-sts.ownlookup A 127.0.0.1
 "#
     );
-    let plain =
-        "p MX 10 mx.p\nmx.p A 127.0.0.1\n_25._tcp.mx.p TLSA 3 1 1 00\n_mta-sts.p TXT \"v=STSv1; id=1;\"\n".into();
+    let plain = "p MX 10 mx.p\nmx.p A 127.0.0.1\n_25._tcp.mx.p TLSA 3 1 1 00\n_mta-sts.p TXT \"v=STSv1; id=1;\"\n\
+         f MX 10 _mx.attacker.example.\n_mta-sts.f TXT \"v=STSv1; id=1;\"\n"
+        .into();
     let broken = "b MX 10 mx.b\nmx.b A 127.0.0.1\n".into();
     Zones { signed, plain, broken }
 }
@@ -97,6 +98,7 @@ fn world() -> World {
         w.https.set(&format!("mta-sts.{d}.signed"), policy("enforce", "mx.common.signed"));
     }
     w.https.set("mta-sts.p.plain", policy("enforce", "mx.p.plain"));
+    w.https.set("mta-sts.f.plain", policy("enforce", "mx.p.plain"));
     w
 }
 
@@ -325,8 +327,24 @@ fn rfc7672_2_2_insecure_delegation_means_no_dane() {
 fn bogus_mx_answers_defer() {
     let w = world();
     let err = resolver(&w).resolve("b.broken").unwrap_err();
-    assert!(matches!(&err, ResolveError::Dns(e) if e.kind() == &DnsErrorKind::Bogus), "{err}");
+    assert!(matches!(&err, ResolveError::Mx { error, .. } if error.kind() == &DnsErrorKind::Bogus), "{err}");
     assert!(err.is_temporary());
+}
+
+#[test]
+fn an_mx_answer_of_names_that_cannot_be_hosts_defers_and_keeps_the_policy() {
+    // An unsigned MX RRset forged as `10 _mx.attacker.example.`: mail waits
+    // (never bounces), and the MTA-STS facts found meanwhile come with the
+    // error, so a caller with its own MX lookup still applies the policy.
+    let w = world();
+    let err = resolver(&w).resolve("f.plain").unwrap_err();
+    assert!(err.is_temporary(), "{err}");
+    assert!(matches!(err.dns_error().map(|e| e.kind()), Some(DnsErrorKind::Malformed(_))), "{err}");
+    assert!(
+        matches!(err.sts(), Some(StsFacts::Policy { policy, .. }) if policy.mode() == Mode::Enforce),
+        "{:?}",
+        err.sts()
+    );
 }
 
 #[test]
@@ -335,7 +353,7 @@ fn rfc7505_null_mx_and_rfc5321_nxdomain_bounce() {
     let r = resolver(&w);
     for (d, kind) in [("nullmx.signed", DnsErrorKind::NullMx), ("nosuchdomain.signed", DnsErrorKind::NxDomain)] {
         let err = r.resolve(d).unwrap_err();
-        assert!(matches!(&err, ResolveError::Dns(e) if e.kind() == &kind), "{d}: {err}");
+        assert_eq!(err.dns_error().map(|e| e.kind()), Some(&kind), "{d}: {err}");
         assert!(!err.is_temporary(), "{d}");
     }
     let err = r.resolve("not a domain").unwrap_err();

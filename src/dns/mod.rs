@@ -211,7 +211,8 @@ pub enum DnsErrorKind {
     NxDomain,
     /// The domain announces that it accepts no mail (RFC 7505 null MX).
     NullMx,
-    /// The answer could not be used (a malformed name, a truncated answer).
+    /// The answer could not be used (a malformed name, no usable MX host);
+    /// temporary.
     Malformed(String),
     /// The network (sockets, connections).
     Network(String),
@@ -248,12 +249,15 @@ impl DnsError {
     }
 
     /// Whether asking again later may succeed: true for timeouts, server
-    /// failures, bogus answers and network errors; false for a domain that
-    /// does not exist, a null MX, malformed answers and configuration.
+    /// failures, bogus and malformed answers (an MX RRset of names that
+    /// cannot be hosts may be forged: mail waits rather than bounces) and
+    /// network errors; false for a domain that does not exist, a null MX
+    /// and configuration.
     pub fn is_temporary(&self) -> bool {
         matches!(
             self.kind,
             DnsErrorKind::Timeout
+                | DnsErrorKind::Malformed(_)
                 | DnsErrorKind::ServerFailure
                 | DnsErrorKind::Refused
                 | DnsErrorKind::ResponseCode(_)
@@ -281,7 +285,7 @@ impl fmt::Display for DnsError {
             }
             DnsErrorKind::NxDomain => write!(f, "{name} does not exist (NXDOMAIN); check the recipient domain"),
             DnsErrorKind::NullMx => write!(f, "{name} accepts no mail (null MX, RFC 7505)"),
-            DnsErrorKind::Malformed(m) => write!(f, "{t} lookup of {name}: unusable answer: {m}"),
+            DnsErrorKind::Malformed(m) => write!(f, "{t} lookup of {name}: unusable answer: {m}; retry later"),
             DnsErrorKind::Network(m) => write!(f, "{t} lookup of {name}: network error: {m}; retry later"),
             DnsErrorKind::Config(m) => write!(f, "DNS configuration: {m}"),
             DnsErrorKind::CannotValidate(why) => write!(

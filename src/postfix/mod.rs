@@ -18,9 +18,15 @@
 //! | some host DANE-authenticated, and every host is, or MTA-STS is enforced, or DANE support is mandatory | `OK dane-only` |
 //! | some host DANE-authenticated, the others under no policy | `OK dane` (DANE where TLSA exists, Postfix's opportunistic TLS elsewhere) |
 //! | MTA-STS enforce (or testing, in a zone with strict testing) | `OK secure match=<patterns> servername=hostname` |
-//! | MTA-STS testing, `none`, no policy, a policy that could not be had | `NOTFOUND ` (main.cf decides) |
-//! | a temporary MX lookup failure | `TEMP <reason>` |
+//! | MTA-STS testing, `none`, no policy | `NOTFOUND ` (main.cf decides) |
+//! | a policy that was announced but could not be had | `NOTFOUND `, or `OK <level>` with [`ZoneOptions::unavailable`] |
+//! | the MX lookup failed or was unusable, MTA-STS enforced (a live policy) | `OK secure match=…` as above: the policy survives any MX answer |
+//! | a temporary MX lookup failure (no enforced policy, or a bogus MX RRset) | `TEMP <reason>` |
 //! | NXDOMAIN, null MX, a key that is not a domain | `NOTFOUND ` (Postfix's own lookups bounce) |
+//!
+//! Never weaker than main.cf: a reply overrides `smtp_tls_security_level`
+//! for the destination, so where nothing better is known the answer is
+//! `NOTFOUND` (Postfix's own level applies), never `may`.
 //!
 //! `match=`: Postfix's `.example.com` matches names at any depth below
 //! `example.com`, while RFC 8461 §4.1's `*.example.com` matches exactly one
@@ -32,9 +38,17 @@
 //! Postfix 3.10 enforces exactly (`smtp_tls_enforce_sts_mx_patterns`), and
 //! the TLS-RPT attributes `policy_type`, `policy_domain`, `policy_string`
 //! (`{ policy_string = … }` for values with spaces) and, for a policy that
-//! was announced but could not be had, `policy_failure` on an `OK may`
-//! reply. Postfix before 3.10 refuses unknown attributes (the delivery
-//! defers), so TLS-RPT attributes are off by default.
+//! was announced but could not be had, `policy_failure` on the reply of
+//! [`ZoneOptions::unavailable`] (with no such level, nothing: the failure
+//! is not worth a weaker level). Postfix before 3.10 refuses unknown
+//! attributes (the delivery defers), so TLS-RPT attributes are off by
+//! default.
+//!
+//! Policy text never becomes attributes: a policy line that cannot be
+//! written inside `{ … }` (a brace, a control or non-ASCII character)
+//! leaves every `policy_string` out, and `mx` patterns that Postfix reads
+//! as `match=` keywords (`hostname`, `nexthop`, `dot-nexthop`) are not
+//! written; a policy left with no pattern is answered `TEMP`.
 
 pub mod netstring;
 #[cfg(feature = "resolver")]
@@ -44,7 +58,7 @@ use std::fmt;
 
 use crate::engine::{Authentication, Basis, DaneSupport, Plan, StsFacts};
 use crate::name::DomainName;
-use crate::sts::Policy;
+use crate::sts::{Mode, Policy};
 
 /// The longest request accepted (name, space, key): a domain name is at
 /// most 253 octets.
@@ -104,18 +118,77 @@ impl fmt::Display for Reply {
     }
 }
 
+/// A Postfix TLS security level (postconf(5) `smtp_tls_security_level`),
+/// as a zone's configured answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Level {
+    /// `may`: opportunistic TLS.
+    May,
+    /// `encrypt`: mandatory TLS, no authentication.
+    Encrypt,
+    /// `dane`: opportunistic DANE.
+    Dane,
+    /// `dane-only`: mandatory DANE.
+    DaneOnly,
+    /// `verify`: mandatory TLS, verified against the `match` defaults.
+    Verify,
+    /// `secure`: mandatory TLS, verified against the next hop's names.
+    Secure,
+}
+
+impl Level {
+    /// The level's name in Postfix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::May => "may",
+            Self::Encrypt => "encrypt",
+            Self::Dane => "dane",
+            Self::DaneOnly => "dane-only",
+            Self::Verify => "verify",
+            Self::Secure => "secure",
+        }
+    }
+
+    /// Parses a level's Postfix name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::May, Self::Encrypt, Self::Dane, Self::DaneOnly, Self::Verify, Self::Secure]
+            .into_iter()
+            .find(|l| l.as_str() == s)
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Per-zone (per map name) choices.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ZoneOptions {
     /// Add the Postfix 3.10 TLS-RPT and `mx_host_pattern` attributes.
     pub tlsrpt: bool,
+    /// The answer for a domain whose MTA-STS policy was announced but could
+    /// not be had (and none is cached): `None` (default) answers
+    /// `NOTFOUND`, so main.cf's level applies; a level answers `OK <level>`
+    /// (with `policy_failure` when [`tlsrpt`](Self::tlsrpt) is on). Choose
+    /// one at least as strong as `smtp_tls_security_level`: this reply
+    /// overrides it.
+    pub unavailable: Option<Level>,
 }
 
 impl ZoneOptions {
     /// Sets [`tlsrpt`](Self::tlsrpt).
     pub fn tlsrpt(mut self, on: bool) -> Self {
         self.tlsrpt = on;
+        self
+    }
+
+    /// Sets [`unavailable`](Self::unavailable).
+    pub fn unavailable(mut self, level: Option<Level>) -> Self {
+        self.unavailable = level;
         self
     }
 }
@@ -154,26 +227,71 @@ pub fn policy_reply(plan: &Plan, sts: &StsFacts, options: ZoneOptions) -> Reply 
         return Reply::Ok(data);
     }
     match (&plan.sts, enforced) {
-        (Some((_, policy)), true) => Reply::Ok(secure(domain, policy, options)),
-        _ => match (sts, options.tlsrpt) {
-            (StsFacts::Unavailable(failure), true) => {
-                let mut data = format!("may policy_type=sts policy_domain={domain}");
-                data.push_str(&format!(" policy_failure={}", failure.result_type()));
-                Reply::Ok(data)
-            }
-            _ => Reply::NotFound,
-        },
+        (Some((_, policy)), true) => secure(domain, policy, options),
+        _ => unavailable_reply(domain, sts, options),
     }
 }
 
-/// `secure match=… servername=hostname` for an enforced policy.
-fn secure(domain: &DomainName, policy: &Policy, options: ZoneOptions) -> String {
+/// The reply when the MX lookup failed (or its answer was unusable) and
+/// `sts` is what the MTA-STS discovery found: an enforced policy is
+/// answered as [`policy_reply`] would (`secure match=…`; Postfix does its
+/// own MX lookup and the certificate must still match the policy), since an
+/// attacker who forges the MX answer must not switch the policy off.
+/// `testing_as_enforce` as in [`Options`](crate::engine::Options). `None`
+/// when no policy is enforced: the caller answers from the error.
+pub fn policy_without_mx(
+    domain: &DomainName,
+    sts: &StsFacts,
+    testing_as_enforce: bool,
+    options: ZoneOptions,
+) -> Option<Reply> {
+    match sts {
+        StsFacts::Policy { policy, .. }
+            if policy.mode() == Mode::Enforce || (policy.mode() == Mode::Testing && testing_as_enforce) =>
+        {
+            Some(secure(domain, policy, options))
+        }
+        _ => None,
+    }
+}
+
+/// `NOTFOUND`, or the zone's level for a policy that could not be had.
+fn unavailable_reply(domain: &DomainName, sts: &StsFacts, options: ZoneOptions) -> Reply {
+    match (sts, options.unavailable) {
+        (StsFacts::Unavailable(failure), Some(level)) => {
+            let mut data = level.to_string();
+            if options.tlsrpt {
+                data.push_str(&format!(" policy_type=sts policy_domain={domain}"));
+                data.push_str(&format!(" policy_failure={}", failure.result_type()));
+            }
+            Reply::Ok(data)
+        }
+        _ => Reply::NotFound,
+    }
+}
+
+/// Words Postfix reads as keywords in a `match=` list, not as names.
+const MATCH_KEYWORDS: [&str; 3] = ["hostname", "nexthop", "dot-nexthop"];
+
+/// `secure match=… servername=hostname` for an enforced policy; `TEMP`
+/// when no pattern can be written.
+fn secure(domain: &DomainName, policy: &Policy, options: ZoneOptions) -> Reply {
     let mut patterns: Vec<String> = Vec::new();
     for p in policy.mx() {
-        let widened = if p.is_wildcard() { format!(".{}", p.base()) } else { p.base().to_string() };
+        let base = p.base().as_str();
+        if MATCH_KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(base)) {
+            continue;
+        }
+        let widened = if p.is_wildcard() { format!(".{base}") } else { base.to_owned() };
         if !patterns.contains(&widened) {
             patterns.push(widened);
         }
+    }
+    if patterns.is_empty() {
+        return Reply::Temp(format!(
+            "the MTA-STS policy of {domain} lists no mx pattern Postfix can match (only {})",
+            MATCH_KEYWORDS.join("/")
+        ));
     }
     let mut data = format!("secure match={} servername=hostname", patterns.join(":"));
     if options.tlsrpt {
@@ -181,17 +299,28 @@ fn secure(domain: &DomainName, policy: &Policy, options: ZoneOptions) -> String 
         let mx: Vec<String> = policy.mx().iter().map(ToString::to_string).collect();
         tlsrpt_attributes(&mut data, "sts", domain, &lines, &mx);
     }
-    data
+    Reply::Ok(data)
+}
+
+/// Whether `s` can be written as an attribute value inside `{ … }`:
+/// printable ASCII, spaces and tabs, no braces.
+fn quotable(s: &str) -> bool {
+    s.bytes().all(|b| (b == b'\t' || (0x20..0x7f).contains(&b)) && b != b'{' && b != b'}')
 }
 
 /// The Postfix 3.10 TLS-RPT attributes; values with white space in braces.
+/// If any string cannot be quoted, no `policy_string` is written (a
+/// partial policy string would be wrong in the report).
 fn tlsrpt_attributes(data: &mut String, kind: &str, domain: &DomainName, strings: &[String], mx: &[String]) {
     data.push_str(&format!(" policy_type={kind} policy_domain={domain}"));
-    for p in mx {
+    for p in mx.iter().filter(|p| quotable(p) && !p.contains([' ', '\t', ','])) {
         data.push_str(&format!(" mx_host_pattern={p}"));
     }
+    if !strings.iter().all(|s| quotable(s)) {
+        return;
+    }
     for s in strings {
-        if s.contains([' ', '\t', ',']) {
+        if s.contains([' ', '\t', ',', '=']) {
             data.push_str(&format!(" {{ policy_string = {s} }}"));
         } else {
             data.push_str(&format!(" policy_string={s}"));
@@ -215,5 +344,43 @@ mod tests {
         assert_eq!(Reply::Temp("a\r\nb, c".into()).to_string(), "TEMP a  b  c");
         assert_eq!(Reply::Perm("bad".into()).to_string(), "PERM bad");
         assert_eq!(Reply::Timeout("slow".into()).to_string(), "TIMEOUT slow");
+    }
+
+    fn enforced(body: &str) -> StsFacts {
+        let policy = Policy::parse(body).unwrap();
+        StsFacts::Policy { id: crate::sts::PolicyId::parse("1").unwrap(), policy: std::sync::Arc::new(policy) }
+    }
+
+    #[test]
+    fn policy_text_never_becomes_attributes() {
+        let d = DomainName::parse("example.com").unwrap();
+        let only_keywords =
+            enforced("version: STSv1\nmode: enforce\nmx: nexthop\nmx: dot-nexthop\nmx: HOSTNAME\nmax_age: 1\n");
+        let reply = policy_without_mx(&d, &only_keywords, false, ZoneOptions::default()).unwrap();
+        assert!(matches!(&reply, Reply::Temp(why) if why.contains("no mx pattern")), "{reply}");
+        let tab = enforced("version: STSv1\nmode: enforce\nmx: mx.example.com\nmax_age: 1\nx: a\tb { c\n");
+        let reply = policy_without_mx(&d, &tab, false, ZoneOptions::default().tlsrpt(true)).unwrap().to_string();
+        assert!(!reply.contains("policy_string"), "{reply}");
+        let plain = enforced("version: STSv1\nmode: enforce\nmx: *.example.com\nmax_age: 1\nx: a=b\n");
+        let reply = policy_without_mx(&d, &plain, false, ZoneOptions::default().tlsrpt(true)).unwrap().to_string();
+        assert!(reply.ends_with("{ policy_string = max_age: 1 } { policy_string = x: a=b }"), "{reply}");
+        assert!(reply.starts_with("OK secure match=.example.com servername=hostname"), "{reply}");
+    }
+
+    #[test]
+    fn testing_survives_a_failed_mx_lookup_only_when_enforced() {
+        let d = DomainName::parse("example.com").unwrap();
+        let testing = enforced("version: STSv1\nmode: testing\nmx: mx.example.com\nmax_age: 1\n");
+        assert_eq!(policy_without_mx(&d, &testing, false, ZoneOptions::default()), None);
+        assert!(policy_without_mx(&d, &testing, true, ZoneOptions::default()).is_some());
+        assert_eq!(policy_without_mx(&d, &StsFacts::NoPolicy, true, ZoneOptions::default()), None);
+    }
+
+    #[test]
+    fn levels_parse_and_print() {
+        for l in [Level::May, Level::Encrypt, Level::Dane, Level::DaneOnly, Level::Verify, Level::Secure] {
+            assert_eq!(Level::parse(l.as_str()), Some(l));
+        }
+        assert_eq!(Level::parse("none"), None);
     }
 }

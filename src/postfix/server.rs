@@ -22,8 +22,9 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::netstring::{decode, encode};
-use super::{MAX_REPLY, MAX_REQUEST, Reply, Request, ZoneOptions, policy_reply};
+use super::{MAX_REPLY, MAX_REQUEST, Reply, Request, ZoneOptions, policy_reply, policy_without_mx};
 use crate::cache::{load_snapshot, save_snapshot};
+use crate::dns::DnsErrorKind;
 use crate::name::DomainName;
 use crate::resolver::PolicyResolver;
 
@@ -182,8 +183,25 @@ pub fn answer(zones: &HashMap<String, Zone>, payload: &[u8]) -> Reply {
             tracing::debug!(domain = %domain, zone = request.name, reply = %reply, "socketmap answer");
             reply
         }
-        Err(e) if e.is_temporary() => Reply::Temp(e.to_string()),
-        Err(_) => Reply::NotFound,
+        Err(e) => {
+            // A live policy survives any MX answer (a forged one included);
+            // a bogus MX RRset defers (RFC 7672 §2.2.1).
+            let bogus = e.dns_error().is_some_and(|d| d.kind() == &DnsErrorKind::Bogus);
+            let testing_as_enforce = zone.resolver.controls().options().testing_as_enforce;
+            let kept = e
+                .sts()
+                .filter(|_| !bogus)
+                .and_then(|sts| policy_without_mx(&domain, sts, testing_as_enforce, zone.options));
+            match kept {
+                Some(reply) => {
+                    tracing::info!(domain = %domain, zone = request.name, reason = %e,
+                        "MX lookup failed; the domain's MTA-STS policy still applies");
+                    reply
+                }
+                None if e.is_temporary() => Reply::Temp(e.to_string()),
+                None => Reply::NotFound,
+            }
+        }
     }
 }
 
