@@ -682,5 +682,13 @@
 //!   set the pace.
 //! - The program is `examples/socketmap.rs`, not a `[[bin]]`: the library
 //!   keeps no server-only dependency (signal handling, a log writer).
-//!   Snapshots per zone (`<dir>/<zone>.snapshot`) are restored at start and
-//!   saved every 10 minutes, on SIGHUP and at SIGTERM/SIGINT.
+//!   Snapshots per zone (`<dir>/<zone>.snapshot`, the zone's name with
+//!   every byte but `a`–`z`, `0`–`9` and `-` written as `_` and two hex
+//!   digits, so `rpt.a` and `rpt_a` never share a file:
+//!   [`snapshot_path`](crate::postfix::server::snapshot_path)) are restored
+//!   at start and saved every 10 minutes, on SIGHUP and at SIGTERM/SIGINT;
+//!   each save writes a temporary file of its own and renames it, so saves
+//!   at the same moment never corrupt each other. An entry of a snapshot
+//!   whose policy this version does not accept is left out (logged) and the
+//!   others are restored; a snapshot whose framing or checksum is wrong is
+//!   refused whole.

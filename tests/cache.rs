@@ -410,14 +410,14 @@ fn snapshot_round_trip() {
     let _ = cache.record_fetch(&short, id("s"), Ok(policy("testing", 60)), t(0));
     let bytes = cache.snapshot(t(10));
     let restored = PolicyCache::default();
-    assert_eq!(restored.restore(&bytes, t(100)).unwrap(), 1, "short.example expired at t(60)");
+    assert_eq!(restored.restore(&bytes, t(100)).unwrap().loaded, 1, "short.example expired at t(60)");
     assert_eq!(restored.entry(&d).unwrap().policy, cache.entry(&d).unwrap().policy);
     let got = restored.decide(&d, TxtLookup::NoRecord, t(100));
     assert_eq!(reason(&got), Some(&ApplyReason::TxtMissing));
     // A restore never replaces a newer policy.
     let newer = PolicyCache::default();
     let _ = newer.record_fetch(&d, id("n"), Ok(policy("testing", 86_400)), t(50));
-    assert_eq!(newer.restore(&bytes, t(100)).unwrap(), 0);
+    assert_eq!(newer.restore(&bytes, t(100)).unwrap().loaded, 0);
     assert_eq!(newer.entry(&d).unwrap().policy.unwrap().0, id("n"));
 }
 
@@ -447,6 +447,87 @@ fn corrupt_and_truncated_snapshots_load_nothing() {
     assert!(matches!(fresh.restore(&trailing, t(2)), Err(SnapshotError::Corrupt { .. })));
 }
 
+/// A hostile policy just under 64 KiB whose `Display` form is longer (LF
+/// line ends, no space after the colon) still round-trips through a
+/// snapshot, and never keeps the other domains' policies from loading.
+#[test]
+fn a_policy_near_the_size_limit_round_trips_through_a_snapshot() {
+    let mut body = String::from("version:STSv1\nmode:enforce\nmax_age:86400\n");
+    let mut n = 0;
+    while body.len() + 20 < smtp_tls_policy::sts::MAX_POLICY_BYTES {
+        body += &format!("mx:a{n}.example\n");
+        n += 1;
+    }
+    let hostile = Policy::parse(&body).unwrap();
+    assert!(hostile.to_string().len() > smtp_tls_policy::sts::MAX_POLICY_BYTES, "the Display form grows");
+    let (cache, d) = cached();
+    let big = domain("big.example");
+    let _ = cache.record_fetch(&big, id("h"), Ok(hostile.clone()), t(0));
+    let restored = PolicyCache::default();
+    let report = restored.restore(&cache.snapshot(t(1)), t(2)).unwrap();
+    assert_eq!((report.loaded, report.skipped.len()), (2, 0));
+    assert_eq!(*restored.entry(&big).unwrap().policy.unwrap().1, hostile);
+    assert!(restored.entry(&d).is_some());
+}
+
+/// An entry whose content this version refuses is left out alone: the
+/// other entries load (the framing and checksum are sound).
+#[test]
+fn one_entry_that_does_not_parse_leaves_the_others() {
+    let good = policy("enforce", 86_400).to_string();
+    let bad = "version: STSv9\r\n";
+    let mut text = String::from("smtp-tls-policy-cache 1\n");
+    let at = 1_800_000_000;
+    text += &format!("bad.example 1 {at} {}\n{bad}\n", bad.len());
+    text += &format!("good.example 1 {at} {}\n{good}\n", good.len());
+    text += &format!("not_a..domain 1 {at} {}\n{good}\n", good.len());
+    let sum: String = ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    text += &format!("end 3 {sum}\n");
+    let fresh = PolicyCache::default();
+    let report = fresh.restore(text.as_bytes(), t(1)).unwrap();
+    assert_eq!(report.loaded, 1);
+    let skipped: Vec<&str> = report.skipped.iter().map(|(d, _)| d.as_str()).collect();
+    assert_eq!(skipped, ["bad.example", "not_a..domain"]);
+    assert!(fresh.entry(&domain("good.example")).is_some());
+}
+
+/// Saves of one path at the same moment (a timer and a signal) never
+/// leave a corrupt file behind a successful save.
+#[cfg(feature = "fs")]
+#[test]
+fn concurrent_saves_of_one_path_never_corrupt_it() {
+    use smtp_tls_policy::cache::{load_snapshot, save_snapshot};
+    let dir = std::env::temp_dir().join(format!("stp-cache-race-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("race.snapshot");
+    let caches: Vec<PolicyCache> = (0..4)
+        .map(|k| {
+            let cache = PolicyCache::default();
+            for i in 0..(50 * (k + 1)) {
+                let _ =
+                    cache.record_fetch(&domain(&format!("d{i}.example")), id("a"), Ok(policy("enforce", 86_400)), t(0));
+            }
+            cache
+        })
+        .collect();
+    for round in 0..100 {
+        std::thread::scope(|s| {
+            for cache in &caches {
+                let path = &path;
+                s.spawn(move || save_snapshot(cache, path, t(1)).unwrap());
+            }
+        });
+        let report = load_snapshot(&PolicyCache::default(), &path, t(2))
+            .unwrap_or_else(|e| panic!("round {round}: every save said Ok, yet the file is refused: {e}"));
+        assert!([50, 100, 150, 200].contains(&report.loaded), "round {round}: {}", report.loaded);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// DESIGN.md: snapshot files are written atomically; an interrupted write
 /// leaves the previous snapshot in force.
 #[cfg(feature = "fs")]
@@ -457,14 +538,18 @@ fn snapshot_files_are_atomic() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("cache.snapshot");
     let _ = std::fs::remove_file(&path);
-    assert_eq!(load_snapshot(&PolicyCache::default(), &path, t(0)).unwrap(), 0, "a missing file is a first start");
+    assert_eq!(
+        load_snapshot(&PolicyCache::default(), &path, t(0)).unwrap().loaded,
+        0,
+        "a missing file is a first start"
+    );
     let (cache, d) = cached();
     save_snapshot(&cache, &path, t(1)).unwrap();
     // A crash in the middle of the next save leaves a partial temporary file.
     let partial = cache.snapshot(t(2));
     std::fs::write(dir.join("cache.snapshot.tmp.999999"), &partial[..partial.len() / 2]).unwrap();
     let restored = PolicyCache::default();
-    assert_eq!(load_snapshot(&restored, &path, t(3)).unwrap(), 1);
+    assert_eq!(load_snapshot(&restored, &path, t(3)).unwrap().loaded, 1);
     assert!(restored.entry(&d).is_some());
     // A snapshot truncated in place (no atomic write) is refused whole.
     std::fs::write(&path, &partial[..partial.len() - 10]).unwrap();

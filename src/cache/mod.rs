@@ -72,7 +72,7 @@ use crate::sts::{Policy, PolicyId};
 
 use lru::Lru;
 
-pub use snapshot::SnapshotError;
+pub use snapshot::{Restored, SnapshotError};
 #[cfg(feature = "fs")]
 pub use snapshot::{load_snapshot, save_snapshot};
 pub use store::{CacheStore, MemoryStore, StoreError, StoredPolicy};

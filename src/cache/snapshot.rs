@@ -13,8 +13,14 @@
 //! end <entry count> <sha-256 hex>
 //! ```
 //!
-//! A snapshot that is truncated, altered or otherwise corrupt is refused
-//! whole: nothing of it is loaded.
+//! The policy text is the policy's `Display` form, read back with
+//! [`Policy::parse_stored`] (whose bound covers the `Display` form of any
+//! policy body the fetch accepts), so every live policy round-trips.
+//!
+//! A snapshot that is truncated, altered or otherwise corrupt (its framing
+//! or checksum) is refused whole: nothing of it is loaded. An entry whose
+//! content this version does not accept (a domain, id or policy that no
+//! longer parses) is left out alone, and the others are loaded.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -23,7 +29,7 @@ use ring::digest::{SHA256, digest};
 
 use super::{Cached, PolicyCache, secs};
 use crate::name::DomainName;
-use crate::sts::{Policy, PolicyId};
+use crate::sts::{MAX_STORED_POLICY_BYTES, Policy, PolicyId};
 
 const HEADER: &str = "smtp-tls-policy-cache 1\n";
 
@@ -61,28 +67,47 @@ pub enum SnapshotError {
     },
 }
 
+/// What a restore did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Restored {
+    /// Policies loaded into the cache (live, and newer than what it held).
+    pub loaded: usize,
+    /// Entries left out because this version does not accept their
+    /// content, each with the domain (as written) and why; the other
+    /// entries were loaded.
+    pub skipped: Vec<(String, String)>,
+}
+
 impl PolicyCache {
     /// The live policies at `now`, as snapshot bytes.
     pub fn snapshot(&self, now: SystemTime) -> Vec<u8> {
         let entries = self.live_policies(secs(now));
         let mut out = String::from(HEADER);
+        let mut count = 0usize;
         for (domain, c) in &entries {
             let text = c.policy.to_string();
+            // Never write what restore would refuse (a policy parsed from
+            // at most MAX_POLICY_BYTES always fits).
+            if text.len() > MAX_STORED_POLICY_BYTES {
+                continue;
+            }
             out.push_str(&format!("{domain} {} {} {}\n{text}\n", c.id, c.fetched_at, text.len()));
+            count += 1;
         }
         let sum = hex(digest(&SHA256, out.as_bytes()).as_ref());
-        out.push_str(&format!("end {} {sum}\n", entries.len()));
+        out.push_str(&format!("end {count} {sum}\n"));
         out.into_bytes()
     }
 
     /// Loads a snapshot: every policy in it still live at `now` and newer
-    /// than what the cache holds. Returns how many were loaded. A corrupt
-    /// or truncated snapshot loads nothing.
-    pub fn restore(&self, bytes: &[u8], now: SystemTime) -> Result<usize, SnapshotError> {
+    /// than what the cache holds. A corrupt or truncated snapshot loads
+    /// nothing; an entry this version does not accept is skipped alone.
+    pub fn restore(&self, bytes: &[u8], now: SystemTime) -> Result<Restored, SnapshotError> {
         let now = secs(now);
-        let entries = parse(bytes)?;
+        let (entries, skipped) = parse(bytes)?;
         let live: Vec<_> = entries.into_iter().filter(|(_, c)| now < c.expires_at).collect();
-        Ok(self.restore_policies(live))
+        Ok(Restored { loaded: self.restore_policies(live), skipped })
     }
 }
 
@@ -94,8 +119,13 @@ fn corrupt(offset: usize, reason: impl Into<String>) -> SnapshotError {
     SnapshotError::Corrupt { offset, reason: reason.into() }
 }
 
-/// Parses a whole snapshot, or fails without a partial result.
-fn parse(bytes: &[u8]) -> Result<Vec<(DomainName, Cached)>, SnapshotError> {
+/// An entry's content that this version refuses: (domain as written, why).
+type Skipped = (String, String);
+
+/// Parses a whole snapshot, or fails without a partial result when its
+/// framing or checksum is wrong; entries whose content does not parse are
+/// returned apart.
+fn parse(bytes: &[u8]) -> Result<(Vec<(DomainName, Cached)>, Vec<Skipped>), SnapshotError> {
     if !bytes.starts_with(HEADER.as_bytes()) {
         return Err(if HEADER.as_bytes().starts_with(bytes) {
             SnapshotError::Truncated
@@ -105,6 +135,7 @@ fn parse(bytes: &[u8]) -> Result<Vec<(DomainName, Cached)>, SnapshotError> {
     }
     let mut pos = HEADER.len();
     let mut entries = Vec::new();
+    let mut skipped = Vec::new();
     loop {
         let Some(len) = bytes[pos..].iter().position(|&b| b == b'\n') else {
             return Err(SnapshotError::Truncated);
@@ -118,16 +149,14 @@ fn parse(bytes: &[u8]) -> Result<Vec<(DomainName, Cached)>, SnapshotError> {
             if hex(digest(&SHA256, &bytes[..pos]).as_ref()) != sum {
                 return Err(corrupt(pos, "checksum mismatch"));
             }
-            if count.parse::<usize>().ok() != Some(entries.len()) {
+            if count.parse::<usize>().ok() != Some(entries.len() + skipped.len()) {
                 return Err(corrupt(pos, "entry count mismatch"));
             }
-            return Ok(entries);
+            return Ok((entries, skipped));
         }
         let [domain, id, fetched_at, text_len] = fields[..] else {
             return Err(corrupt(pos, "expected an entry line or the end line"));
         };
-        let domain = DomainName::parse(domain).map_err(|e| corrupt(pos, e.to_string()))?;
-        let id = PolicyId::parse(id).map_err(|e| corrupt(pos, e.to_string()))?;
         let number = |s: &str| s.parse::<u64>().map_err(|_| corrupt(pos, format!("{s:?} is not a number")));
         let fetched_at = number(fetched_at)?;
         let text_len = usize::try_from(number(text_len)?).map_err(|_| corrupt(pos, "length too large"))?;
@@ -136,11 +165,19 @@ fn parse(bytes: &[u8]) -> Result<Vec<(DomainName, Cached)>, SnapshotError> {
         if bytes[end] != b'\n' {
             return Err(corrupt(end, "policy text does not end where its length says"));
         }
-        let policy = Policy::parse_bytes(&bytes[start..end]).map_err(|e| corrupt(start, e.to_string()))?;
-        // The expiry is recomputed, never read: a snapshot cannot extend a
-        // policy past its max_age.
-        entries.push((domain, Cached::new(id, Arc::new(policy), fetched_at)));
         pos = end + 1;
+        // The framing is sound: what follows concerns this entry alone.
+        let entry = DomainName::parse(domain).map_err(|e| e.to_string()).and_then(|d| {
+            let id = PolicyId::parse(id).map_err(|e| e.to_string())?;
+            let policy = Policy::parse_stored(&bytes[start..end]).map_err(|e| e.to_string())?;
+            Ok((d, id, policy))
+        });
+        match entry {
+            // The expiry is recomputed, never read: a snapshot cannot
+            // extend a policy past its max_age.
+            Ok((d, id, policy)) => entries.push((d, Cached::new(id, Arc::new(policy), fetched_at))),
+            Err(why) => skipped.push((domain.to_owned(), why)),
+        }
     }
 }
 
@@ -152,8 +189,13 @@ pub fn save_snapshot(cache: &PolicyCache, path: &std::path::Path, now: SystemTim
     use std::io::Write;
     let io = |source| SnapshotError::Io { path: path.display().to_string(), source };
     let bytes = cache.snapshot(now);
+    // A name of its own per save: concurrent saves of one path (a timer
+    // and a signal, two threads) never write into each other's file; the
+    // last rename wins and every rename installs a whole snapshot.
+    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp.{}", std::process::id()));
+    tmp.push(format!(".tmp.{}.{n}", std::process::id()));
     let tmp = std::path::PathBuf::from(tmp);
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
@@ -176,10 +218,10 @@ pub fn save_snapshot(cache: &PolicyCache, path: &std::path::Path, now: SystemTim
 /// [`PolicyCache::restore`]). A missing file loads nothing and is not an
 /// error: it is how a first start looks.
 #[cfg(feature = "fs")]
-pub fn load_snapshot(cache: &PolicyCache, path: &std::path::Path, now: SystemTime) -> Result<usize, SnapshotError> {
+pub fn load_snapshot(cache: &PolicyCache, path: &std::path::Path, now: SystemTime) -> Result<Restored, SnapshotError> {
     match std::fs::read(path) {
         Ok(bytes) => cache.restore(&bytes, now),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Restored::default()),
         Err(source) => Err(SnapshotError::Io { path: path.display().to_string(), source }),
     }
 }

@@ -233,7 +233,13 @@ impl SocketmapServer {
         if let Some(dir) = &config.snapshot_dir {
             for (name, zone) in &config.zones {
                 match load_snapshot(zone.resolver.cache(), &snapshot_path(dir, name), now) {
-                    Ok(n) => tracing::info!(zone = %name, policies = n, "cache snapshot restored"),
+                    Ok(restored) => {
+                        for (domain, why) in &restored.skipped {
+                            tracing::warn!(zone = %name, domain = %domain, "cache snapshot entry left out: {why}");
+                        }
+                        tracing::info!(zone = %name, policies = restored.loaded, skipped = restored.skipped.len(),
+                            "cache snapshot restored");
+                    }
                     Err(e) => tracing::warn!(zone = %name, "cache snapshot not restored: {e}"),
                 }
             }
@@ -310,8 +316,19 @@ impl SocketmapServer {
     }
 }
 
-fn snapshot_path(dir: &Path, zone: &str) -> PathBuf {
-    let safe: String = zone.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+/// The snapshot file of a zone: `<name>.snapshot`, the name encoded
+/// injectively (lower-case letters, digits and `-` as they are, every
+/// other byte as `_` and two hex digits), so that two map names never share
+/// a file, on case-insensitive file systems too.
+pub fn snapshot_path(dir: &Path, zone: &str) -> PathBuf {
+    let mut safe = String::with_capacity(zone.len());
+    for b in zone.bytes() {
+        if b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' {
+            safe.push(char::from(b));
+        } else {
+            safe.push_str(&format!("_{b:02x}"));
+        }
+    }
     dir.join(format!("{safe}.snapshot"))
 }
 
@@ -396,5 +413,22 @@ fn serve(shared: &Shared, mut stream: impl Connection) {
             Ok(0) | Err(_) => return,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_names_never_share_a_snapshot_file() {
+        let dir = Path::new("/s");
+        let names = ["rpt.a", "rpt_a", "rpt-a", "RPT.a", "rpt.A", "rpt a", "rpt/a", "rpt_2ea", "é", "_c3_a9"];
+        let paths: std::collections::HashSet<String> =
+            names.iter().map(|n| snapshot_path(dir, n).to_string_lossy().to_lowercase()).collect();
+        assert_eq!(paths.len(), names.len(), "{paths:?}");
+        assert_eq!(snapshot_path(dir, "postfix"), Path::new("/s/postfix.snapshot"));
+        assert_eq!(snapshot_path(dir, "rpt.a"), Path::new("/s/rpt_2ea.snapshot"));
+        assert_eq!(snapshot_path(dir, "../x"), Path::new("/s/_2e_2e_2fx.snapshot"));
     }
 }

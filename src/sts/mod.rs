@@ -34,7 +34,7 @@ use std::time::Duration;
 use crate::error::{ParseError, ParseErrorKind, quote};
 
 pub use pattern::MxPattern;
-pub use policy::{MAX_AGE_CAP, MAX_AGE_DIGITS, MAX_POLICY_BYTES, Policy};
+pub use policy::{MAX_AGE_CAP, MAX_AGE_DIGITS, MAX_POLICY_BYTES, MAX_STORED_POLICY_BYTES, Policy};
 pub(crate) use txt::exactly_one;
 pub use txt::{MAX_ID_LEN, PolicyId, STS_VERSION, TxtError, TxtRecord, select_txt};
 

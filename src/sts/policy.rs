@@ -12,6 +12,15 @@ use crate::error::{ParseError, ParseErrorKind, quote};
 /// policy with room to spare and keeps a hostile server from filling memory.
 pub const MAX_POLICY_BYTES: usize = 65_536;
 
+/// The largest policy text accepted from the crate's own storage (cache
+/// snapshots, shared stores), in bytes: the [`Display`](fmt::Display) form
+/// of a policy parsed from at most [`MAX_POLICY_BYTES`] can be longer than
+/// its body (CRLF line ends, a space after each colon, U-label `mx`
+/// patterns written as A-labels: at most about 3× for the worst line), so
+/// stored policies are read with [`Policy::parse_stored`] under this
+/// larger bound and always round-trip.
+pub const MAX_STORED_POLICY_BYTES: usize = 4 * MAX_POLICY_BYTES;
+
 /// The largest `max_age`, in seconds (RFC 8461 §3.2: "values MUST be less
 /// than or equal to 31557600"). Larger published values are clamped.
 pub const MAX_AGE_CAP: u32 = 31_557_600;
@@ -65,28 +74,43 @@ impl Policy {
 
     /// Parses a policy body (RFC 8461 §3.2).
     pub fn parse(body: &str) -> Result<Self, ParseError> {
-        check_size(body.len())?;
+        check_size(body.len(), MAX_POLICY_BYTES)?;
         parse_lines(body)
     }
 
     /// Parses a policy body as fetched over HTTPS: at most
     /// [`MAX_POLICY_BYTES`] of UTF-8 (RFC 8461 §3.2, §3.3).
     pub fn parse_bytes(body: &[u8]) -> Result<Self, ParseError> {
-        check_size(body.len())?;
-        let text = std::str::from_utf8(body).map_err(|e| {
-            let at = e.valid_up_to();
-            let line = 1 + body[..at].iter().filter(|&&b| b == b'\n').count();
-            ParseError::new(
-                ParseErrorKind::InvalidUtf8,
-                None,
-                at,
-                format!("invalid UTF-8 at byte {at} (a policy is UTF-8 text)"),
-            )
-            .with_line(line)
-        })?;
-        parse_lines(text)
+        check_size(body.len(), MAX_POLICY_BYTES)?;
+        utf8_lines(body)
     }
 
+    /// Parses a policy as the crate stores it (its `Display` form, in a
+    /// snapshot or a shared store): as [`parse_bytes`](Self::parse_bytes)
+    /// with the bound [`MAX_STORED_POLICY_BYTES`].
+    pub fn parse_stored(text: &[u8]) -> Result<Self, ParseError> {
+        check_size(text.len(), MAX_STORED_POLICY_BYTES)?;
+        utf8_lines(text)
+    }
+}
+
+/// UTF-8, then the lines (the size already checked).
+fn utf8_lines(body: &[u8]) -> Result<Policy, ParseError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        let at = e.valid_up_to();
+        let line = 1 + body[..at].iter().filter(|&&b| b == b'\n').count();
+        ParseError::new(
+            ParseErrorKind::InvalidUtf8,
+            None,
+            at,
+            format!("invalid UTF-8 at byte {at} (a policy is UTF-8 text)"),
+        )
+        .with_line(line)
+    })?;
+    parse_lines(text)
+}
+
+impl Policy {
     /// The mode.
     pub fn mode(&self) -> Mode {
         self.mode
@@ -121,13 +145,13 @@ impl Policy {
     }
 }
 
-fn check_size(len: usize) -> Result<(), ParseError> {
-    if len > MAX_POLICY_BYTES {
+fn check_size(len: usize, limit: usize) -> Result<(), ParseError> {
+    if len > limit {
         return Err(ParseError::new(
             ParseErrorKind::TooLarge,
             None,
-            MAX_POLICY_BYTES,
-            format!("policy body is {len} bytes, over the {MAX_POLICY_BYTES}-byte limit"),
+            limit,
+            format!("policy body is {len} bytes, over the {limit}-byte limit"),
         ));
     }
     Ok(())
