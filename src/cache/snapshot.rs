@@ -122,10 +122,13 @@ fn corrupt(offset: usize, reason: impl Into<String>) -> SnapshotError {
 /// An entry's content that this version refuses: (domain as written, why).
 type Skipped = (String, String);
 
+/// The entries of a snapshot that parsed, and those left out.
+type Parsed = (Vec<(DomainName, Cached)>, Vec<Skipped>);
+
 /// Parses a whole snapshot, or fails without a partial result when its
 /// framing or checksum is wrong; entries whose content does not parse are
 /// returned apart.
-fn parse(bytes: &[u8]) -> Result<(Vec<(DomainName, Cached)>, Vec<Skipped>), SnapshotError> {
+fn parse(bytes: &[u8]) -> Result<Parsed, SnapshotError> {
     if !bytes.starts_with(HEADER.as_bytes()) {
         return Err(if HEADER.as_bytes().starts_with(bytes) {
             SnapshotError::Truncated
