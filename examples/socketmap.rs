@@ -22,7 +22,8 @@
 //! snapshots /var/lib/smtp-tls-policy     # cache snapshots: restored at start, saved every 10 min and at exit
 //! refresh   1h                           # proactive refresh of cached policies (RFC 8461 §10.2)
 //! idle      300s                         # close connections idle this long
-//! reply-ttl 1s                           # reuse an OK/NOTFOUND reply this long (0: never)
+//! reply-ttl 1s                           # reuse an OK/NOTFOUND reply this long (0: never, at most 1h)
+//! request-timeout 10s                    # a request must arrive, and its reply be read, within this
 //! zone postfix                           # a map name and its options:
 //! zone strict strict-testing=yes         #   treat MTA-STS testing as enforce
 //! zone rpt    tlsrpt=yes                 #   Postfix >= 3.10 TLS-RPT attributes
@@ -167,6 +168,7 @@ fn parse(text: &str) -> Result<Config, Vec<String>> {
             ("refresh", [d]) => duration(d).map(|d| refresh = d),
             ("idle", [d]) => duration(d).map(|d| server.idle_timeout = d),
             ("reply-ttl", [d]) => duration(d).map(|d| server.reply_ttl = d),
+            ("request-timeout", [d]) => duration(d).map(|d| server.request_timeout = d),
             ("zone", [name, options @ ..]) => zone(options).map(|z| {
                 server.zones.insert((*name).to_owned(), z);
             }),
@@ -188,13 +190,14 @@ fn parse(text: &str) -> Result<Config, Vec<String>> {
 fn duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
     let n: u64 = number.parse().map_err(|_| format!("{text:?}: expected e.g. 30s, 10m, 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let unit = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => return Err(format!("{text:?}: unknown unit (s, m, h or d)")),
     };
+    let secs = n.checked_mul(unit).ok_or_else(|| format!("{text:?}: too long"))?;
     Ok(Duration::from_secs(secs))
 }
 

@@ -32,6 +32,11 @@ pub const USER_AGENT: &str = concat!("smtp-tls-policy/", env!("CARGO_PKG_VERSION
 /// The default overall timeout of one fetch.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The longest fetch timeout used (a longer [`FetchConfig::timeout`] is
+/// this): the HTTP client adds the timeout to the current instant, and a
+/// policy host that takes an hour is not answering.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// Which certificate authorities the policy host's certificate may chain to.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
@@ -53,7 +58,7 @@ pub type Lookup = Arc<dyn Fn(&str) -> Vec<SocketAddr> + Send + Sync>;
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct FetchConfig {
-    /// The overall timeout of one fetch (default 20 s).
+    /// The overall timeout of one fetch (default 20 s; at most [`MAX_TIMEOUT`]).
     pub timeout: Duration,
     /// The trusted roots (default webpki roots).
     pub roots: Roots,
@@ -87,7 +92,7 @@ impl fmt::Debug for FetchConfig {
 }
 
 impl FetchConfig {
-    /// Sets the overall timeout.
+    /// Sets the overall timeout (at most [`MAX_TIMEOUT`]).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -320,8 +325,9 @@ impl PolicyFetcher {
             (None, true) => ureq::Proxy::try_from_env(),
             (None, false) => None,
         };
+        let timeout = config.timeout.min(MAX_TIMEOUT);
         let agent_config = ureq::Agent::config_builder()
-            .timeout_global(Some(config.timeout))
+            .timeout_global(Some(timeout))
             .max_redirects(0)
             .http_status_as_error(false)
             .https_only(true)
@@ -333,7 +339,7 @@ impl PolicyFetcher {
             Some(lookup) => ureq::Agent::with_parts(agent_config, DefaultConnector::new(), LookupResolver(lookup)),
             None => ureq::Agent::with_parts(agent_config, DefaultConnector::new(), DefaultResolver::default()),
         };
-        Ok(Self { agent, timeout: config.timeout })
+        Ok(Self { agent, timeout })
     }
 
     /// Fetches and parses the policy of `domain` from

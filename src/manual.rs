@@ -670,8 +670,15 @@
 //!   ignored.
 //! - Limits: a request netstring of at most 1 KiB; malformed or oversized
 //!   → `PERM` and the connection is closed; idle connections closed after
-//!   300 s; at most 1 000 connections (then `TEMP` and close); replies over
-//!   Postfix's 100 000-character limit become `TEMP`.
+//!   300 s; a request must arrive whole, and each reply be taken by the
+//!   client, within the request timeout (10 s; a client that trickles a
+//!   byte per idle period, or pipelines and never reads, is closed); at
+//!   most 1 000 connections (then `TEMP` and close), a connection's slot
+//!   given back however its thread ends; replies over Postfix's
+//!   100 000-character limit become `TEMP`.
+//! - Configuration values never panic: durations are bounded where the
+//!   system would overflow (`reply_ttl` at most 1 h, DNS and fetch timeouts
+//!   at most 1 h, DNS attempts 1 to 10; zero socket timeouts are 1 ms).
 //! - An `OK` or `NOTFOUND` reply is reused for the same request for
 //!   `reply_ttl` (1 s by default, 0 turns it off): Postfix asks once per
 //!   delivery attempt, so bursts to one domain are common, and one second

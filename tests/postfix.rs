@@ -328,6 +328,62 @@ fn idle_connections_are_closed() {
     s.shutdown();
 }
 
+/// A client that trickles a request a byte at a time (each byte within the
+/// idle timeout), or pipelines requests and never reads a reply, is closed
+/// after the request timeout, and its slot serves the next client.
+#[test]
+fn slow_clients_are_closed_after_the_request_timeout() {
+    let w = world();
+    let mut config = ServerConfig::default()
+        .inet("127.0.0.1:0".parse().unwrap())
+        .idle_timeout(Duration::from_secs(5))
+        .request_timeout(Duration::from_millis(400))
+        .zone("postfix", zone(&w, false, ZoneOptions::default()));
+    config.max_connections = 1;
+    let s = SocketmapServer::start(config).unwrap();
+    let a = s.local_addrs()[0];
+    // Trickling: one byte every 100 ms of "23:postfix nopolicy.signed,".
+    let mut c = TcpStream::connect(a).unwrap();
+    let started = std::time::Instant::now();
+    let request = encode(b"postfix nopolicy.signed");
+    let mut closed = false;
+    for b in &request[..request.len() - 1] {
+        if c.write_all(&[*b]).is_err() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    let out = String::from_utf8_lossy(&out);
+    assert!(closed || out.contains("PERM the request took too long"), "{out:?}");
+    assert!(started.elapsed() < Duration::from_secs(4), "closed after {:?}", started.elapsed());
+    // Pipelining without reading: the replies fill the socket buffers, the
+    // server's write times out, the connection is closed.
+    let mut hog = TcpStream::connect(a).unwrap();
+    let burst: Vec<u8> = (0..20_000).flat_map(|_| encode(b"postfix [192.0.2.1]:25")).collect();
+    let writer = std::thread::spawn(move || {
+        let _ = hog.write_all(&burst);
+        hog
+    });
+    let hog = writer.join().unwrap();
+    // The slot is free again within the timeout: a new client is served.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = query(a, "postfix nopolicy.signed");
+        if reply == "NOTFOUND " {
+            break;
+        }
+        assert!(reply.starts_with("TEMP too many connections"), "{reply}");
+        assert!(std::time::Instant::now() < deadline, "the pipelining client still holds the only slot");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(hog);
+    s.shutdown();
+}
+
 #[test]
 fn the_unix_socket_answers_too() {
     let w = world();

@@ -134,9 +134,9 @@ pub struct DnsConfig {
     pub servers: Vec<SocketAddr>,
     /// The DNSSEC mode (default: validate from the IANA root).
     pub dnssec: DnssecMode,
-    /// The timeout of one query (default 5 s).
+    /// The timeout of one query (default 5 s; at most [`MAX_TIMEOUT`]).
     pub timeout: Duration,
-    /// How often a query is tried (default 2).
+    /// How often a query is tried (default 2; 1 to [`MAX_ATTEMPTS`]).
     pub attempts: usize,
     /// When the servers' path cannot validate the trust anchor's keys (they
     /// strip or break DNSSEC): `false` (the default) fails such lookups
@@ -146,6 +146,14 @@ pub struct DnsConfig {
     /// [`DnsResolver::degraded_answers`] counting.
     pub degraded: bool,
 }
+
+/// The longest [`DnsConfig::timeout`] used (longer is this): a query
+/// unanswered for an hour will not be answered.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The most [`DnsConfig::attempts`] (more is this): every attempt asks
+/// every server.
+pub const MAX_ATTEMPTS: usize = 10;
 
 impl Default for DnsConfig {
     fn default() -> Self {
@@ -185,9 +193,10 @@ impl DnsConfig {
         self
     }
 
-    /// Sets how often a query is tried (at least once).
+    /// Sets how often a query is tried (at least once, at most
+    /// [`MAX_ATTEMPTS`]).
     pub fn attempts(mut self, attempts: usize) -> Self {
-        self.attempts = attempts.max(1);
+        self.attempts = attempts.clamp(1, MAX_ATTEMPTS);
         self
     }
 }
@@ -424,13 +433,14 @@ impl DnsResolver {
             DnssecMode::Off => Mode::Off,
         };
         let servers = if config.servers.is_empty() { system_servers()? } else { config.servers.clone() };
-        let attempts = config.attempts.max(1);
-        let transport = Transport { servers, timeout: config.timeout, attempts };
+        let attempts = config.attempts.clamp(1, MAX_ATTEMPTS);
+        let timeout = config.timeout.min(MAX_TIMEOUT);
+        let transport = Transport { servers, timeout, attempts };
         // Every server, every attempt, A and AAAA one after the other, and
         // the chain of trust: a generous bound that never overflows.
         let rounds =
             u32::try_from(attempts.saturating_mul(transport.servers.len()).saturating_mul(4)).unwrap_or(u32::MAX);
-        let wait_limit = config.timeout.saturating_mul(rounds).saturating_add(Duration::from_secs(1));
+        let wait_limit = timeout.saturating_mul(rounds).saturating_add(Duration::from_secs(1));
         Ok(Self {
             inner: Arc::new(Inner { runtime: Some(runtime), lookups: Lookups::new(transport, mode), wait_limit }),
         })

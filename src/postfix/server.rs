@@ -51,15 +51,20 @@ pub struct ServerConfig {
     pub zones: HashMap<String, Zone>,
     /// A connection idle this long is closed (default 300 s).
     pub idle_timeout: Duration,
+    /// A request must arrive whole, and its reply be taken by the client,
+    /// within this (default 10 s): a client that trickles a request a byte
+    /// at a time, or pipelines requests and never reads the replies, is
+    /// closed instead of holding a connection slot.
+    pub request_timeout: Duration,
     /// Connections served at once (default 1000).
     pub max_connections: usize,
     /// Where cache snapshots live (`<dir>/<zone>.snapshot`); none: no
     /// snapshots.
     pub snapshot_dir: Option<PathBuf>,
     /// How long an `OK` or `NOTFOUND` reply is reused for the same request
-    /// (default 1 s; zero: never). Postfix asks once per delivery attempt,
-    /// so a burst to one domain is answered from here; a second is below
-    /// any DNS TTL that matters.
+    /// (default 1 s; zero: never; at most [`MAX_REPLY_TTL`]). Postfix asks
+    /// once per delivery attempt, so a burst to one domain is answered from
+    /// here; a second is below any DNS TTL that matters.
     pub reply_ttl: Duration,
 }
 
@@ -70,6 +75,7 @@ impl Default for ServerConfig {
             unix: Vec::new(),
             zones: HashMap::new(),
             idle_timeout: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(10),
             max_connections: 1000,
             snapshot_dir: None,
             reply_ttl: Duration::from_secs(1),
@@ -108,12 +114,27 @@ impl ServerConfig {
         self
     }
 
-    /// Sets how long replies are reused (zero: never).
+    /// Sets how long replies are reused (zero: never; longer than
+    /// [`MAX_REPLY_TTL`] is that).
     pub fn reply_ttl(mut self, ttl: Duration) -> Self {
         self.reply_ttl = ttl;
         self
     }
+
+    /// Sets the request timeout.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
 }
+
+/// The longest [`ServerConfig::reply_ttl`]: a reply reused longer would
+/// outlive policy changes the cache already knows of.
+pub const MAX_REPLY_TTL: Duration = Duration::from_secs(3600);
+
+/// The shortest timeouts the server uses: a socket timeout of zero means
+/// "none" to the system.
+const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 
 /// The most replies kept for reuse.
 const MAX_KEPT_REPLIES: usize = 65_536;
@@ -155,7 +176,10 @@ impl Replies {
                     kept.clear();
                 }
             }
-            kept.insert(payload.to_vec(), (now + self.ttl, Arc::clone(&bytes)));
+            // `ttl` is at most MAX_REPLY_TTL; an Instant that far ahead exists.
+            if let Some(until) = now.checked_add(self.ttl) {
+                kept.insert(payload.to_vec(), (until, Arc::clone(&bytes)));
+            }
         }
         bytes
     }
@@ -222,6 +246,7 @@ struct Shared {
     stop: Arc<AtomicBool>,
     active: AtomicUsize,
     idle_timeout: Duration,
+    request_timeout: Duration,
     max_connections: usize,
 }
 
@@ -248,10 +273,11 @@ impl SocketmapServer {
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             zones: Arc::clone(&zones),
-            replies: Replies { ttl: config.reply_ttl, kept: Mutex::default() },
+            replies: Replies { ttl: config.reply_ttl.min(MAX_REPLY_TTL), kept: Mutex::default() },
             stop: Arc::clone(&stop),
             active: AtomicUsize::new(0),
-            idle_timeout: config.idle_timeout,
+            idle_timeout: config.idle_timeout.max(MIN_TIMEOUT),
+            request_timeout: config.request_timeout.max(MIN_TIMEOUT),
             max_connections: config.max_connections,
         });
         let mut threads = Vec::new();
@@ -345,35 +371,56 @@ fn accept<S: Connection>(shared: &Arc<Shared>, incoming: impl Iterator<Item = io
 }
 
 trait Connection: Read + Write + Send + 'static {
-    fn set_idle(&self, timeout: Duration) -> io::Result<()>;
+    /// Sets up the socket: no Nagle delay, the write timeout.
+    fn prepare(&self, write_timeout: Duration) -> io::Result<()>;
+    /// The timeout of the next read.
+    fn read_timeout(&self, timeout: Duration) -> io::Result<()>;
 }
 
 impl Connection for TcpStream {
-    fn set_idle(&self, timeout: Duration) -> io::Result<()> {
+    fn prepare(&self, write_timeout: Duration) -> io::Result<()> {
         // One small reply per request: no Nagle delay.
         self.set_nodelay(true)?;
+        self.set_write_timeout(Some(write_timeout))
+    }
+
+    fn read_timeout(&self, timeout: Duration) -> io::Result<()> {
         self.set_read_timeout(Some(timeout))
     }
 }
 
 impl Connection for UnixStream {
-    fn set_idle(&self, timeout: Duration) -> io::Result<()> {
+    fn prepare(&self, write_timeout: Duration) -> io::Result<()> {
+        self.set_write_timeout(Some(write_timeout))
+    }
+
+    fn read_timeout(&self, timeout: Duration) -> io::Result<()> {
         self.set_read_timeout(Some(timeout))
+    }
+}
+
+/// A connection's slot: given back when the connection's thread ends,
+/// however it ends (a panic included).
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 fn spawn_connection(shared: &Arc<Shared>, mut stream: impl Connection) {
     if shared.active.fetch_add(1, Ordering::AcqRel) >= shared.max_connections {
         shared.active.fetch_sub(1, Ordering::AcqRel);
+        let _ = stream.prepare(shared.request_timeout);
         let _ = stream.write_all(&encode(Reply::Temp("too many connections; retry".into()).to_string().as_bytes()));
         return;
     }
-    let shared = Arc::clone(shared);
     let spawned = thread::Builder::new().name("socketmap".into()).spawn({
-        let shared = Arc::clone(&shared);
+        let shared = Arc::clone(shared);
         move || {
+            let _slot = Slot(&shared.active);
             serve(&shared, stream);
-            shared.active.fetch_sub(1, Ordering::AcqRel);
         }
     });
     if spawned.is_err() {
@@ -381,13 +428,16 @@ fn spawn_connection(shared: &Arc<Shared>, mut stream: impl Connection) {
     }
 }
 
-/// Serves requests until the peer closes, goes idle, or sends garbage.
+/// Serves requests until the peer closes, goes idle, sends garbage, takes
+/// longer than the request timeout to send a request or to take a reply.
 fn serve(shared: &Shared, mut stream: impl Connection) {
-    if stream.set_idle(shared.idle_timeout).is_err() {
+    if stream.prepare(shared.request_timeout).is_err() {
         return;
     }
     let mut buf: Vec<u8> = Vec::with_capacity(512);
     let mut chunk = [0u8; 4096];
+    // When the first byte of the request in `buf` arrived.
+    let mut started: Option<Instant> = None;
     loop {
         // Answer every complete request in the buffer.
         loop {
@@ -398,6 +448,7 @@ fn serve(shared: &Shared, mut stream: impl Connection) {
                         return;
                     }
                     buf.drain(..used);
+                    started = (!buf.is_empty()).then(Instant::now);
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -409,9 +460,28 @@ fn serve(shared: &Shared, mut stream: impl Connection) {
         if shared.stop.load(Ordering::Acquire) && buf.is_empty() {
             return;
         }
+        // Idle between requests; within a request, what is left of its time.
+        let timeout = match started {
+            None => shared.idle_timeout,
+            Some(at) => match shared.request_timeout.checked_sub(at.elapsed()) {
+                Some(left) if left >= MIN_TIMEOUT => left,
+                _ => {
+                    let _ = stream.write_all(&encode(b"PERM the request took too long to arrive"));
+                    return;
+                }
+            },
+        };
+        if stream.read_timeout(timeout).is_err() {
+            return;
+        }
         match stream.read(&mut chunk) {
             Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => {
+                if buf.is_empty() {
+                    started = Some(Instant::now());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
         }
     }
 }
@@ -430,5 +500,18 @@ mod tests {
         assert_eq!(snapshot_path(dir, "postfix"), Path::new("/s/postfix.snapshot"));
         assert_eq!(snapshot_path(dir, "rpt.a"), Path::new("/s/rpt_2ea.snapshot"));
         assert_eq!(snapshot_path(dir, "../x"), Path::new("/s/_2e_2e_2fx.snapshot"));
+    }
+
+    #[test]
+    fn a_panicking_connection_gives_its_slot_back() {
+        let active = Arc::new(AtomicUsize::new(1));
+        let held = Arc::clone(&active);
+        let ended = thread::spawn(move || {
+            let _slot = Slot(&held);
+            panic!("a bug in a connection thread");
+        })
+        .join();
+        assert!(ended.is_err());
+        assert_eq!(active.load(Ordering::Acquire), 0);
     }
 }

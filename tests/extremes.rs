@@ -1,0 +1,122 @@
+//! DESIGN.md: nothing panics on any input, configuration values included.
+//! Every duration and count a user can set, at zero and at its largest,
+//! through the constructors and one operation each — no unchecked
+//! `Instant`/`SystemTime`/`Duration` arithmetic anywhere behind them.
+#![cfg(feature = "resolver")]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant, SystemTime};
+
+use smtp_tls_policy::cache::{CacheConfig, PolicyCache, TxtLookup};
+use smtp_tls_policy::dns::{DnsConfig, DnsResolver, DnssecMode};
+use smtp_tls_policy::fetch::{FetchConfig, PolicyFetcher};
+use smtp_tls_policy::name::DomainName;
+use smtp_tls_policy::postfix::server::{ServerConfig, SocketmapServer};
+use smtp_tls_policy::resolver::{PolicyResolver, ResolverConfig};
+use smtp_tls_policy::sts::{Policy, PolicyId};
+
+const EXTREMES: [Duration; 3] = [Duration::ZERO, Duration::from_nanos(1), Duration::MAX];
+
+/// A UDP port on which nothing listens: queries get "connection refused".
+fn closed_udp_port() -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap()
+}
+
+#[test]
+fn dns_resolvers_take_any_timeout_and_attempt_count() {
+    let server = closed_udp_port();
+    for timeout in EXTREMES {
+        for attempts in [0, 1, usize::MAX] {
+            let config =
+                DnsConfig::default().servers([server]).dnssec(DnssecMode::Off).timeout(timeout).attempts(attempts);
+            let dns = DnsResolver::new(config).unwrap();
+            let started = Instant::now();
+            // Nothing listens: an error, soon (the attempts are bounded).
+            assert!(dns.txt("_mta-sts.example.com").is_err(), "{timeout:?} {attempts}");
+            assert!(started.elapsed() < Duration::from_secs(30), "{timeout:?} {attempts}: {:?}", started.elapsed());
+        }
+    }
+}
+
+#[test]
+fn fetchers_take_any_timeout() {
+    for timeout in EXTREMES {
+        let fetcher = PolicyFetcher::new(
+            FetchConfig::default()
+                .timeout(timeout)
+                .proxy_from_env(false)
+                .lookup(|_| vec![SocketAddr::from(([127, 0, 0, 1], 1))]),
+        )
+        .unwrap();
+        assert!(fetcher.fetch(&DomainName::parse("example.com").unwrap()).is_err(), "{timeout:?}");
+    }
+}
+
+#[test]
+fn caches_take_any_durations_and_counts() {
+    let d = DomainName::parse("example.com").unwrap();
+    let id = PolicyId::parse("1").unwrap();
+    let policy = Policy::parse("version: STSv1\nmode: enforce\nmx: mx.example.com\nmax_age: 31557600\n").unwrap();
+    let times = [SystemTime::UNIX_EPOCH, SystemTime::now(), SystemTime::UNIX_EPOCH + Duration::from_secs(u64::MAX / 4)];
+    for backoff in EXTREMES {
+        for refresh in EXTREMES {
+            for (capacity, shards) in [(0, 0), (1, usize::MAX), (usize::MAX, 1)] {
+                let config = CacheConfig::default()
+                    .fetch_backoff(backoff)
+                    .refresh_interval(refresh)
+                    .refresh_fraction(f64::INFINITY)
+                    .capacity(capacity)
+                    .shards(shards);
+                let cache = PolicyCache::new(config);
+                for now in times {
+                    let _ = cache.lookup(&d, TxtLookup::Record(id), now, |_| Ok(policy.clone()));
+                    let _ = cache.due_for_refresh(now);
+                    let _ = cache.refresh(&d, TxtLookup::Failed, now);
+                    let _ = cache.restore(&cache.snapshot(now), now);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn servers_take_any_timeouts_and_reply_ttl() {
+    for d in EXTREMES {
+        let dns = DnsConfig::default().servers([closed_udp_port()]).dnssec(DnssecMode::Off).timeout(Duration::ZERO);
+        let resolver = PolicyResolver::new(ResolverConfig::default().dns(dns)).unwrap();
+        let zone = smtp_tls_policy::postfix::server::Zone { resolver, options: Default::default() };
+        let config = ServerConfig::default()
+            .inet("127.0.0.1:0".parse().unwrap())
+            .idle_timeout(d)
+            .request_timeout(d)
+            .reply_ttl(d)
+            .zone("postfix", zone);
+        let server = SocketmapServer::start(config).unwrap();
+        let addr = server.local_addrs()[0];
+        // `[ip]` keys need no lookup: a NOTFOUND that is kept for reuse.
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        use std::io::{Read, Write};
+        c.write_all(&smtp_tls_policy::postfix::netstring::encode(b"postfix [192.0.2.1]:25")).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut reply = [0u8; 64];
+        let n = c.read(&mut reply).unwrap();
+        assert!(
+            n == 0 || reply[..n].starts_with(b"9:NOTFOUND ,") || reply[..n].windows(4).any(|w| w == b"PERM"),
+            "{d:?}: {:?}",
+            String::from_utf8_lossy(&reply[..n])
+        );
+        server.shutdown();
+    }
+}
+
+#[test]
+fn refreshers_take_any_period() {
+    let dns = DnsConfig::default().servers([closed_udp_port()]).dnssec(DnssecMode::Off);
+    let resolver = PolicyResolver::new(ResolverConfig::default().dns(dns)).unwrap();
+    for every in EXTREMES {
+        let refresher = resolver.start_refresher(every);
+        std::thread::sleep(Duration::from_millis(20));
+        refresher.stop();
+    }
+}
