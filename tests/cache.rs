@@ -251,13 +251,85 @@ fn rfc8461_10_2_proactive_refresh() {
     let got = cache.refresh(&week, TxtLookup::Record(id("w")), t(172_801));
     assert_eq!(reason(&got), Some(&ApplyReason::SameId));
     assert_eq!(cache.due_for_refresh(t(173_100)), std::slice::from_ref(&week));
-    // With the TXT record gone, a refresh keeps the live policy.
-    assert_eq!(reason(&cache.refresh(&week, TxtLookup::NoRecord, t(90_000))), Some(&ApplyReason::TxtMissing));
+    // With the TXT record gone and the id backing off, a refresh keeps the live policy.
+    assert_eq!(reason(&cache.refresh(&week, TxtLookup::NoRecord, t(172_900))), Some(&ApplyReason::TxtMissing));
     // A shorter interval and a larger fraction, configured.
     let eager =
         PolicyCache::new(CacheConfig::default().refresh_interval(Duration::from_secs(60)).refresh_fraction(0.9));
     let _ = eager.record_fetch(&week, id("w"), Ok(policy("enforce", 604_800)), t(0));
     assert_eq!(eager.due_for_refresh(t(60)), [week]);
+}
+
+/// RFC 8461 §8.3, §10.2: blocking or removing the TXT record does not
+/// starve the proactive refresh — a due policy is fetched again with its
+/// cached id whatever the TXT lookup says, so an attacker cannot wait for
+/// `max_age` to run out (withdrawal is by `mode: none`).
+#[test]
+fn a_failing_txt_lookup_does_not_starve_the_refresh() {
+    for txt in [TxtLookup::Failed, TxtLookup::NoRecord, TxtLookup::Invalid] {
+        let (cache, d) = cached();
+        assert_eq!(cache.due_for_refresh(t(86_000)), std::slice::from_ref(&d));
+        assert_eq!(cache.refresh(&d, txt, t(86_000)), Decision::Fetch { id: id("a") }, "{txt:?}");
+        // The fetch extends the lifetime with the cached id.
+        let _ = cache.record_fetch(&d, id("a"), Ok(policy("enforce", 86_400)), t(86_000));
+        assert_eq!(cache.entry(&d).unwrap().expires_at, Some(1_800_000_000 + 86_000 + 86_400));
+        // A fetched `mode: none` withdraws it.
+        let _ = cache.record_fetch(&d, id("a"), Ok(policy("none", 86_400)), t(86_001));
+        assert_eq!(mode(&cache.decide(&d, txt, t(86_002))), Some(Mode::None));
+        // A failed refresh fetch backs off; the policy stays.
+        let (cache, d) = cached();
+        let _ = cache.record_fetch(&d, id("a"), Err(refused()), t(86_000));
+        let got = cache.refresh(&d, txt, t(86_100));
+        assert!(got.policy().is_some() && !matches!(got, Decision::Fetch { .. }), "{txt:?}: {got:?}");
+    }
+}
+
+/// RFC 8461 §3.3: the fetch back-off is per (domain, id): the failure of a
+/// second id does not erase the first id's back-off.
+#[test]
+fn backoffs_are_kept_per_domain_and_id() {
+    let cache = PolicyCache::default();
+    let d = domain("example.com");
+    for (n, i) in ["a", "b"].iter().enumerate() {
+        assert_eq!(cache.decide(&d, TxtLookup::Record(id(i)), t(n as u64)), Decision::Fetch { id: id(i) });
+        let _ = cache.record_fetch(&d, id(i), Err(refused()), t(n as u64));
+    }
+    for i in ["a", "b"] {
+        let got = cache.decide(&d, TxtLookup::Record(id(i)), t(10));
+        assert!(matches!(got, Decision::NoPolicy(NoPolicyReason::Backoff { .. })), "{i}: {got:?}");
+    }
+    // After the back-off, each id may be fetched again.
+    assert_eq!(cache.decide(&d, TxtLookup::Record(id("a")), t(301)), Decision::Fetch { id: id("a") });
+    // A success for one id leaves the other's back-off alone.
+    let _ = cache.record_fetch(&d, id("c"), Ok(policy("enforce", 86_400)), t(5));
+    let got = cache.decide(&d, TxtLookup::Record(id("b")), t(10));
+    assert_eq!(reason(&got), Some(&ApplyReason::FetchFailed(refused())), "{got:?}");
+}
+
+/// Domains whose fetches fail (wildcard names whose policy host refuses
+/// connections, three times the capacity of them) never evict a live
+/// policy; nor do expired policies, which go first.
+#[test]
+fn failed_fetches_and_expired_policies_never_evict_a_live_policy() {
+    let cache = PolicyCache::new(CacheConfig::default().capacity(10).shards(1));
+    let victim = domain("enforce.example");
+    let _ = cache.record_fetch(&victim, id("a"), Ok(policy("enforce", 86_400)), t(0));
+    for n in 0..30 {
+        let d = domain(&format!("x{n}.attacker.example"));
+        let got = cache.lookup(&d, TxtLookup::Record(id("1")), t(1), |_| Err(refused()));
+        assert!(matches!(got, Decision::NoPolicy(NoPolicyReason::FetchFailed(_))));
+    }
+    assert!(cache.decide(&victim, TxtLookup::Failed, t(2)).policy().is_some(), "the live policy was evicted");
+    // Their back-offs are bounded too, on their own.
+    assert!(cache.entries().len() <= 1 + 10, "{}", cache.entries().len());
+    // Short-lived policies fill the rest; once expired they go before the
+    // (least recently used) live policy.
+    for n in 0..9 {
+        let d = domain(&format!("s{n}.attacker.example"));
+        let _ = cache.record_fetch(&d, id("1"), Ok(policy("enforce", 1)), t(3));
+    }
+    let _ = cache.record_fetch(&domain("new.example"), id("1"), Ok(policy("enforce", 86_400)), t(10));
+    assert!(cache.decide(&victim, TxtLookup::Failed, t(11)).policy().is_some(), "evicted before expired entries");
 }
 
 /// DESIGN.md: bounded, least recently used first.

@@ -23,7 +23,13 @@
 //!   (domain, id) is not fetched again for [`CacheConfig::fetch_backoff`]
 //!   (default 5 minutes);
 //! - a missing, invalid or failing TXT lookup keeps a live entry in force
-//!   (§5.1, §10.2);
+//!   (§5.1, §10.2), and a due proactive refresh then fetches with the
+//!   cached id (an attacker who blocks the TXT lookup cannot wait for the
+//!   policy to expire; withdrawal is by `mode: none`, §8.3);
+//! - back-offs are kept per (domain, id), the [`MAX_BACKOFFS`] latest ids
+//!   of a domain, in a map of their own bounded by the capacity: domains
+//!   whose fetches fail never evict a live policy, and when the cache is
+//!   full its expired policies go before least recently used live ones;
 //! - a fetched `mode: none` replaces the entry (§8.3);
 //! - an entry expires at fetch time + `max_age` (after the clamp); with
 //!   `max_age: 0` the policy applies to the delivery that fetched it only;
@@ -218,8 +224,9 @@ impl Decision {
 #[non_exhaustive]
 pub struct CacheConfig {
     /// The most domains held (default 100 000). When an insert goes over,
-    /// the least recently used entries of the inserting shard go first; an
-    /// entry being fetched is never evicted.
+    /// expired policies go first, then the least recently used entries of
+    /// the inserting shard; an entry being fetched is never evicted. The
+    /// back-offs of failed fetches are bounded by the same number, apart.
     pub capacity: usize,
     /// How long a failed fetch of one (domain, id) suppresses another
     /// (default 5 minutes).
@@ -307,11 +314,23 @@ struct Failed {
     failure: FetchFailure,
 }
 
+/// The most back-offs kept per domain (the most recent ids).
+pub const MAX_BACKOFFS: usize = 4;
+
+/// The failed fetches of one domain, by id (RFC 8461 §3.3: the back-off is
+/// per domain and id), oldest first.
+type Failures = Vec<Failed>;
+
+fn backing_off(failed: &[Failed], id: PolicyId, now: u64) -> Option<&Failed> {
+    failed.iter().find(|f| f.id == id && now < f.until)
+}
+
+/// A cached policy. Failed fetches live in their own bounded map
+/// ([`Shard::failures`]), so that domains whose fetches fail never evict
+/// live policies.
 #[derive(Debug, Default)]
 struct Entry {
     policy: Option<Cached>,
-    /// Rare, so boxed: it keeps the entry small.
-    failed: Option<Box<Failed>>,
     /// Lookups with a fetch in flight; a pinned entry is never evicted or
     /// removed by a purge.
     pinned: u32,
@@ -322,12 +341,9 @@ impl Entry {
         self.policy.as_ref().filter(|c| now < c.expires_at)
     }
 
-    fn backing_off(&self, id: PolicyId, now: u64) -> Option<&Failed> {
-        self.failed.as_deref().filter(|f| f.id == id && now < f.until)
-    }
-
-    /// RFC 8461 §3.3, §5.1: the decision for a TXT outcome.
-    fn decide(&self, txt: TxtLookup, now: u64) -> Decision {
+    /// RFC 8461 §3.3, §5.1: the decision for a TXT outcome, given the
+    /// domain's failed fetches.
+    fn decide(&self, txt: TxtLookup, now: u64, failed: &[Failed]) -> Decision {
         let live = self.live(now);
         let apply = |c: &Cached, reason| Decision::Apply { policy: Arc::clone(&c.policy), id: c.id, reason };
         match txt {
@@ -335,7 +351,7 @@ impl Entry {
                 if let Some(c) = live.filter(|c| c.id == id) {
                     return apply(c, ApplyReason::SameId);
                 }
-                match (self.backing_off(id, now), live) {
+                match (backing_off(failed, id, now), live) {
                     (Some(f), Some(c)) => apply(c, ApplyReason::FetchFailed(f.failure.clone())),
                     (Some(f), None) => {
                         Decision::NoPolicy(NoPolicyReason::Backoff { failure: f.failure.clone(), until: f.until })
@@ -355,23 +371,6 @@ impl Entry {
         }
     }
 
-    /// RFC 8461 §3.3, §5.1: records a fetch result and says what applies.
-    fn record(&mut self, id: PolicyId, result: Result<Policy, FetchFailure>, now: u64, backoff: u64) -> Decision {
-        match result {
-            Ok(policy) => {
-                let policy = Arc::new(policy);
-                self.policy = Some(Cached::new(id, Arc::clone(&policy), now));
-                self.failed = None;
-                Decision::Apply { policy, id, reason: ApplyReason::Fetched }
-            }
-            Err(failure) => {
-                self.failed =
-                    Some(Box::new(Failed { id, until: now.saturating_add(backoff), failure: failure.clone() }));
-                self.after_failure(failure, now)
-            }
-        }
-    }
-
     /// RFC 8461 §5.1: after a failed (or abandoned) fetch, a live policy
     /// still applies; without one, no policy does.
     fn after_failure(&self, failure: FetchFailure, now: u64) -> Decision {
@@ -383,16 +382,10 @@ impl Entry {
         }
     }
 
-    /// Forgets the policy and the back-off; an entry being fetched stays
-    /// (pinned), any other is for removal. Returns whether anything was held.
+    /// Forgets the policy; an entry being fetched stays (pinned), any other
+    /// is for removal. Returns whether a policy was held.
     fn forget(&mut self) -> bool {
-        let held = !self.is_empty();
-        (self.policy, self.failed) = (None, None);
-        held
-    }
-
-    fn is_empty(&self) -> bool {
-        self.policy.is_none() && self.failed.is_none()
+        self.policy.take().is_some()
     }
 }
 
@@ -413,8 +406,43 @@ struct Counters {
 
 struct Shard {
     entries: Lru<Entry>,
+    /// Failed fetches by domain, bounded on their own (LRU).
+    failures: Lru<Failures>,
     flights: HashMap<DomainName, (PolicyId, Arc<Flight>)>,
     counters: Counters,
+    /// When expired policies were last swept out (seconds since the epoch).
+    swept: u64,
+}
+
+impl Shard {
+    fn failed(&self, domain: &DomainName) -> &[Failed] {
+        self.failures.peek(domain).map_or(&[], Vec::as_slice)
+    }
+
+    /// Starts the back-off of `failed.id` for `domain`, keeping at most
+    /// [`MAX_BACKOFFS`] ids per domain and `capacity` domains.
+    fn note_failure(&mut self, domain: &DomainName, failed: Failed, now: u64, capacity: usize) {
+        let list = match self.failures.get_mut(domain) {
+            Some(list) => list,
+            None => self.failures.insert(domain.clone(), Vec::new()),
+        };
+        list.retain(|f| f.id != failed.id && now < f.until);
+        list.push(failed);
+        if list.len() > MAX_BACKOFFS {
+            list.remove(0);
+        }
+        self.failures.evict_to(capacity, true, |_| true);
+    }
+
+    /// Ends the back-off of `id` for `domain` (it was fetched).
+    fn clear_failure(&mut self, domain: &DomainName, id: PolicyId) {
+        if let Some(list) = self.failures.get_mut(domain) {
+            list.retain(|f| f.id != id);
+            if list.is_empty() {
+                self.failures.remove(domain);
+            }
+        }
+    }
 }
 
 /// What an operator sees of one cache entry.
@@ -490,7 +518,15 @@ impl PolicyCache {
     pub fn new(config: CacheConfig) -> Self {
         let count = config.shards.clamp(1, 1 << 16).next_power_of_two();
         let shards = (0..count)
-            .map(|_| Mutex::new(Shard { entries: Lru::new(), flights: HashMap::new(), counters: Counters::default() }))
+            .map(|_| {
+                Mutex::new(Shard {
+                    entries: Lru::new(),
+                    failures: Lru::new(),
+                    flights: HashMap::new(),
+                    counters: Counters::default(),
+                    swept: 0,
+                })
+            })
             .collect();
         Self { shards, hasher: RandomState::new(), config, len: AtomicUsize::new(0), store: None }
     }
@@ -533,22 +569,29 @@ impl PolicyCache {
         }
         match shard.entries.get_mut(domain) {
             Some(entry) => entry.policy = Some(cached),
-            None => self.insert(shard, domain.clone(), Entry { policy: Some(cached), ..Entry::default() }),
+            None => self.insert(shard, domain.clone(), Entry { policy: Some(cached), pinned: 0 }, now),
         }
         true
     }
 
-    fn insert(&self, shard: &mut Shard, domain: DomainName, entry: Entry) {
+    fn insert(&self, shard: &mut Shard, domain: DomainName, entry: Entry, now: u64) {
         let before = shard.entries.len();
         shard.entries.insert(domain, entry);
-        self.track(shard, before);
+        self.track(shard, before, now);
+    }
+
+    /// Domains whose failed fetches one shard keeps (its share of the
+    /// capacity).
+    fn failure_capacity(&self) -> usize {
+        self.config.capacity.max(1).div_ceil(self.shards.len())
     }
 
     /// Accounts for a change of the shard's size from `before`, then, when
-    /// the whole cache is over capacity, evicts least recently used
-    /// unpinned entries: of this shard first (never its most recent entry,
-    /// the one just used), then of any other shard not locked right now.
-    fn track(&self, shard: &mut Shard, before: usize) {
+    /// the whole cache is over capacity, evicts: first this shard's expired
+    /// policies (swept at most once a second), then least recently used
+    /// unpinned entries of this shard (never its most recent entry, the one
+    /// just used), then of any other shard not locked right now.
+    fn track(&self, shard: &mut Shard, before: usize, now: u64) {
         let after = shard.entries.len();
         if after >= before {
             self.len.fetch_add(after - before, Ordering::Relaxed);
@@ -559,6 +602,17 @@ impl PolicyCache {
         if excess == 0 {
             return;
         }
+        if shard.swept != now {
+            shard.swept = now;
+            let dead = shard.entries.evict_to(0, true, |e| e.pinned == 0 && e.live(now).is_none());
+            self.len.fetch_sub(dead, Ordering::Relaxed);
+            shard.counters.evictions += dead as u64;
+            excess = excess.saturating_sub(dead);
+            if excess == 0 {
+                return;
+            }
+        }
+        let after = shard.entries.len();
         let evicted = shard.entries.evict_to(after.saturating_sub(excess), true, |e| e.pinned == 0);
         self.len.fetch_sub(evicted, Ordering::Relaxed);
         shard.counters.evictions += evicted as u64;
@@ -606,9 +660,13 @@ impl PolicyCache {
     }
 
     fn decide_uncounted(&self, shard: &mut Shard, domain: &DomainName, txt: TxtLookup, now: u64) -> Decision {
-        let held = |shard: &mut Shard| match shard.entries.get_mut(domain) {
-            Some(entry) => entry.decide(txt, now),
-            None => Entry::default().decide(txt, now),
+        let held = |shard: &mut Shard| {
+            let Shard { entries, failures, .. } = shard;
+            let failed = failures.peek(domain).map_or(&[][..], Vec::as_slice);
+            match entries.get_mut(domain) {
+                Some(entry) => entry.decide(txt, now, failed),
+                None => Entry::default().decide(txt, now, failed),
+            }
         };
         let mut decision = held(shard);
         // The shared store is asked only when the memory has no policy to
@@ -642,14 +700,26 @@ impl PolicyCache {
         result: Result<Policy, FetchFailure>,
         now: u64,
     ) -> Decision {
-        let backoff = self.config.fetch_backoff.as_secs();
-        let decision = match shard.entries.get_mut(domain) {
-            Some(entry) => entry.record(id, result, now, backoff),
-            None => {
-                let mut entry = Entry::default();
-                let decision = entry.record(id, result, now, backoff);
-                self.insert(shard, domain.clone(), entry);
-                decision
+        let decision = match result {
+            Ok(policy) => {
+                let policy = Arc::new(policy);
+                let cached = Cached::new(id, Arc::clone(&policy), now);
+                shard.clear_failure(domain, id);
+                match shard.entries.get_mut(domain) {
+                    Some(entry) => entry.policy = Some(cached),
+                    None => self.insert(shard, domain.clone(), Entry { policy: Some(cached), pinned: 0 }, now),
+                }
+                Decision::Apply { policy, id, reason: ApplyReason::Fetched }
+            }
+            Err(failure) => {
+                let until = now.saturating_add(self.config.fetch_backoff.as_secs());
+                let failed = Failed { id, until, failure: failure.clone() };
+                shard.note_failure(domain, failed, now, self.failure_capacity());
+                // Peeked, not touched: a failure does not make a policy recent.
+                match shard.entries.peek(domain) {
+                    Some(entry) => entry.after_failure(failure, now),
+                    None => Entry::default().after_failure(failure, now),
+                }
             }
         };
         if let (Some(store), Decision::Apply { reason: ApplyReason::Fetched, .. }) = (&self.store, &decision)
@@ -692,14 +762,11 @@ impl PolicyCache {
             }
             let flight = Arc::new(Flight::default());
             shard.flights.insert(domain.clone(), (id, Arc::clone(&flight)));
-            let before = shard.entries.len();
-            if shard.entries.peek(domain).is_none() {
-                shard.entries.insert(domain.clone(), Entry::default());
-            }
+            // A held entry is pinned; none is made for the fetch (a fetch
+            // that fails must not take a live policy's place).
             if let Some(entry) = shard.entries.get_mut(domain) {
                 entry.pinned += 1;
             }
-            self.track(&mut shard, before);
             shard.counters.fetches += 1;
             (id, flight)
         };
@@ -728,7 +795,7 @@ impl PolicyCache {
                 let left = c.expires_at.saturating_sub(now);
                 let old = now.saturating_sub(c.fetched_at) >= interval;
                 let short = (left as f64) < fraction * lifetime as f64;
-                let failed_lately = entry.failed.as_ref().is_some_and(|f| now < f.until);
+                let failed_lately = shard.failed(domain).iter().any(|f| now < f.until);
                 if (old || short) && entry.pinned == 0 && !failed_lately {
                     due.push(domain.clone());
                 }
@@ -738,34 +805,43 @@ impl PolicyCache {
     }
 
     /// A proactive refresh: like [`decide`](Self::decide), but a live
-    /// policy with an unchanged id is fetched again too (to extend its
-    /// lifetime before it expires), unless that id is backing off. Returns
-    /// `Fetch` or what applies without one.
+    /// policy is fetched again (to extend its lifetime before it expires)
+    /// with its cached id when the TXT id is unchanged — and also when the
+    /// TXT lookup fails, finds no record or an invalid one: an attacker who
+    /// blocks the TXT lookup must not be able to wait for the policy to
+    /// expire (withdrawal is by `mode: none`, RFC 8461 §8.3). Not while
+    /// that id is backing off. Returns `Fetch` or what applies without one.
     pub fn refresh(&self, domain: &DomainName, txt: TxtLookup, now: SystemTime) -> Decision {
         let mut shard = self.shard(domain);
         let now = secs(now);
         let decision = self.decide_locked(&mut shard, domain, txt, now);
-        let backing_off = |id| shard.entries.peek(domain).is_some_and(|e| e.backing_off(id, now).is_some());
-        match (decision, txt) {
-            (Decision::Apply { reason: ApplyReason::SameId, .. }, TxtLookup::Record(id)) if !backing_off(id) => {
-                Decision::Fetch { id }
-            }
-            (other, _) => other,
+        let backing_off = |id| backing_off(shard.failed(domain), id, now).is_some();
+        match decision {
+            Decision::Apply {
+                id,
+                reason:
+                    ApplyReason::SameId | ApplyReason::TxtMissing | ApplyReason::TxtInvalid | ApplyReason::TxtLookupFailed,
+                ..
+            } if !backing_off(id) => Decision::Fetch { id },
+            other => other,
         }
     }
 
     /// What the cache holds for `domain`.
     pub fn entry(&self, domain: &DomainName) -> Option<EntryInfo> {
         let shard = self.shard(domain);
-        shard.entries.peek(domain).filter(|e| !e.is_empty()).map(|e| info(domain, e))
+        info(&shard, domain)
     }
 
-    /// Every entry, most recently used first within each shard.
+    /// Every entry, most recently used first within each shard (policies,
+    /// then domains that have only failed fetches).
     pub fn entries(&self) -> Vec<EntryInfo> {
         let mut all = Vec::new();
         for shard in &*self.shards {
             let shard = lock(shard);
-            all.extend(shard.entries.iter().filter(|(_, e)| !e.is_empty()).map(|(d, e)| info(d, e)));
+            let failure_only = shard.failures.iter().map(|(d, _)| d).filter(|d| shard.entries.peek(d).is_none());
+            let domains: Vec<&DomainName> = shard.entries.iter().map(|(d, _)| d).chain(failure_only).collect();
+            all.extend(domains.into_iter().filter_map(|d| info(&shard, d)));
         }
         all
     }
@@ -781,7 +857,8 @@ impl PolicyCache {
         if !pinned {
             shard.entries.remove(domain);
         }
-        self.track(&mut shard, before);
+        let held = shard.failures.remove(domain).is_some() || held;
+        self.track(&mut shard, before, 0);
         if let Some(store) = &self.store {
             let _ = store.remove(domain);
         }
@@ -803,7 +880,8 @@ impl PolicyCache {
                     shard.entries.remove(&d);
                 }
             }
-            self.track(&mut shard, before);
+            shard.failures = Lru::new();
+            self.track(&mut shard, before, 0);
         }
     }
 
@@ -812,7 +890,8 @@ impl PolicyCache {
         let mut stats = CacheStats::default();
         for shard in &*self.shards {
             let shard = lock(shard);
-            stats.entries += shard.entries.len();
+            stats.entries +=
+                shard.entries.len() + shard.failures.iter().filter(|(d, _)| shard.entries.peek(d).is_none()).count();
             stats.hits += shard.counters.hits;
             stats.misses += shard.counters.misses;
             stats.fetches += shard.counters.fetches;
@@ -833,7 +912,7 @@ impl PolicyCache {
 
     /// Inserts restored policies that are newer than what is held; returns
     /// how many it inserted.
-    fn restore_policies(&self, policies: Vec<(DomainName, Cached)>) -> usize {
+    fn restore_policies(&self, policies: Vec<(DomainName, Cached)>, now: u64) -> usize {
         let mut inserted = 0;
         for (domain, cached) in policies {
             let mut shard = self.shard(&domain);
@@ -843,8 +922,8 @@ impl PolicyCache {
                 .and_then(|e| e.policy.as_ref())
                 .is_none_or(|held| held.fetched_at < cached.fetched_at);
             if newer {
-                let entry = Entry { policy: Some(cached), failed: None, pinned: 0 };
-                self.insert(&mut shard, domain, entry);
+                let entry = Entry { policy: Some(cached), pinned: 0 };
+                self.insert(&mut shard, domain, entry, now);
                 inserted += 1;
             }
         }
@@ -860,15 +939,21 @@ fn count(shard: &mut Shard, decision: &Decision) {
     }
 }
 
-fn info(domain: &DomainName, e: &Entry) -> EntryInfo {
-    EntryInfo {
-        domain: domain.clone(),
-        policy: e.policy.as_ref().map(|c| (c.id, Arc::clone(&c.policy))),
-        fetched_at: e.policy.as_ref().map(|c| c.fetched_at),
-        expires_at: e.policy.as_ref().map(|c| c.expires_at),
-        last_failure: e.failed.as_ref().map(|f| (f.id, f.failure.clone(), f.until)),
-        fetching: e.pinned > 0,
+/// What is held for `domain`: its policy and its latest failed fetch.
+fn info(shard: &Shard, domain: &DomainName) -> Option<EntryInfo> {
+    let policy = shard.entries.peek(domain).and_then(|e| e.policy.as_ref());
+    let last = shard.failed(domain).last();
+    if policy.is_none() && last.is_none() {
+        return None;
     }
+    Some(EntryInfo {
+        domain: domain.clone(),
+        policy: policy.map(|c| (c.id, Arc::clone(&c.policy))),
+        fetched_at: policy.map(|c| c.fetched_at),
+        expires_at: policy.map(|c| c.expires_at),
+        last_failure: last.map(|f| (f.id, f.failure.clone(), f.until)),
+        fetching: shard.flights.contains_key(domain),
+    })
 }
 
 fn wait(flight: &Flight) -> Decision {
@@ -924,7 +1009,7 @@ impl FlightGuard<'_> {
             e.pinned = e.pinned.saturating_sub(1);
         }
         let before = shard.entries.len();
-        self.cache.track(shard, before);
+        self.cache.track(shard, before, self.now);
     }
 }
 

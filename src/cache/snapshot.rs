@@ -107,7 +107,7 @@ impl PolicyCache {
         let now = secs(now);
         let (entries, skipped) = parse(bytes)?;
         let live: Vec<_> = entries.into_iter().filter(|(_, c)| now < c.expires_at).collect();
-        Ok(Restored { loaded: self.restore_policies(live), skipped })
+        Ok(Restored { loaded: self.restore_policies(live, now), skipped })
     }
 }
 
