@@ -34,6 +34,7 @@
 //!   goes on and the outcome is kept for TLS-RPT.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -97,6 +98,7 @@ impl TlsSetup {
             roots,
             algorithms,
             outcome: Mutex::new(None),
+            refused: AtomicBool::new(false),
         });
         let versions: &[&rustls::SupportedProtocolVersion] = if host.requirement.min_version >= TlsVersion::Tls13 {
             &[&rustls::version::TLS13]
@@ -136,8 +138,13 @@ impl TlsSetup {
 
     /// The attempt, for [`assess`](crate::engine::assess), from the
     /// connection and the handshake's result: TLS with the version and the
-    /// check's outcome when the certificate was checked (also when that
-    /// failed the handshake), otherwise a failed handshake.
+    /// check's outcome when the handshake completed, or when it failed
+    /// because the certificate check refused the certificate (so the
+    /// report names the certificate failure); any other failed handshake —
+    /// one that fails after the certificate checked out (a bad Finished, a
+    /// bad handshake signature) included — is
+    /// [`Attempt::HandshakeFailed`], with the certificate's outcome in the
+    /// reason.
     pub fn attempt(&self, connection: &rustls::CommonState, handshake: Result<(), &Error>) -> Attempt {
         let version = match connection.protocol_version() {
             Some(rustls::ProtocolVersion::TLSv1_3) => Some(TlsVersion::Tls13),
@@ -145,20 +152,24 @@ impl TlsSetup {
             _ => None,
         };
         let checked = self.verifier.outcome.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let refused = self.verifier.refused.load(Ordering::Acquire);
         match (handshake, checked, version) {
             (Ok(()), outcome, Some(version)) => {
                 Attempt::Tls { version, auth: outcome.unwrap_or(AuthOutcome::NotChecked) }
             }
-            (Err(_), Some(outcome), Some(version)) if !is_signature_error(handshake) => {
-                Attempt::Tls { version, auth: outcome }
-            }
-            (Err(_), _, _) if is_signature_error(handshake) => Attempt::HandshakeFailed {
-                reason: "the handshake signature does not verify with the presented certificate's key \
-                         (the server does not prove it holds the key)"
-                    .into(),
-            },
-            (Err(e), _, _) => Attempt::HandshakeFailed { reason: e.to_string() },
             (Ok(()), _, None) => Attempt::HandshakeFailed { reason: "no TLS version was negotiated".into() },
+            // The check refused the certificate: that is why the handshake failed.
+            (Err(_), Some(outcome), Some(version)) if refused => Attempt::Tls { version, auth: outcome },
+            (Err(_), checked, _) if is_signature_error(handshake) => Attempt::HandshakeFailed {
+                reason: format!(
+                    "the handshake signature does not verify with the presented certificate's key \
+                     (the server does not prove it holds the key){}",
+                    after_check(checked.as_ref())
+                ),
+            },
+            (Err(e), checked, _) => {
+                Attempt::HandshakeFailed { reason: format!("{e}{}", after_check(checked.as_ref())) }
+            }
         }
     }
 }
@@ -175,6 +186,19 @@ impl TlsSetup {
                 None => Attempt::HandshakeFailed { reason: io.to_string() },
             },
         }
+    }
+}
+
+/// What the certificate check said, for the reason of a failed handshake.
+fn after_check(checked: Option<&AuthOutcome>) -> String {
+    match checked {
+        Some(AuthOutcome::WebPki(Ok(name))) => format!(" (after the certificate was verified for {name})"),
+        Some(AuthOutcome::WebPki(Err(failure))) => format!(" (the certificate check had failed: {failure:?})"),
+        Some(AuthOutcome::Dane(o)) if o.is_authenticated() => " (after DANE authenticated the certificate)".into(),
+        Some(AuthOutcome::Dane(o)) => {
+            format!(" (DANE had failed: {})", o.failure().map(ToString::to_string).unwrap_or_default())
+        }
+        _ => String::new(),
     }
 }
 
@@ -195,6 +219,8 @@ struct PlanVerifier {
     roots: Arc<RootCertStore>,
     algorithms: WebPkiSupportedAlgorithms,
     outcome: Mutex<Option<AuthOutcome>>,
+    /// Whether the check refused the certificate (failing the handshake).
+    refused: AtomicBool,
 }
 
 impl fmt::Debug for PlanVerifier {
@@ -206,6 +232,12 @@ impl fmt::Debug for PlanVerifier {
 impl PlanVerifier {
     fn record(&self, outcome: AuthOutcome) {
         *self.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+    }
+
+    /// Refuses the certificate: the handshake fails because of the check.
+    fn refuse(&self, error: Error) -> Result<ServerCertVerified, Error> {
+        self.refused.store(true, Ordering::Release);
+        Err(error)
     }
 
     fn webpki(
@@ -272,9 +304,9 @@ impl ServerCertVerifier for PlanVerifier {
                 self.record(AuthOutcome::Dane(outcome));
                 match reason {
                     None if authenticated => Ok(ServerCertVerified::assertion()),
-                    reason => Err(Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
-                        Refused(format!("DANE: {}", reason.unwrap_or_default())),
-                    ))))),
+                    reason => self.refuse(Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(
+                        Arc::new(Refused(format!("DANE: {}", reason.unwrap_or_default()))),
+                    )))),
                 }
             }
             Authentication::WebPki { names, cn_fallback } => {
@@ -282,7 +314,7 @@ impl ServerCertVerifier for PlanVerifier {
                 self.record(AuthOutcome::WebPki(result.clone()));
                 match (result, self.requirement.on_auth_failure) {
                     (Ok(_), _) | (Err(_), OnAuthFailure::DeliverAndReport) => Ok(ServerCertVerified::assertion()),
-                    (Err(failure), _) => Err(Error::InvalidCertificate(match failure {
+                    (Err(failure), _) => self.refuse(Error::InvalidCertificate(match failure {
                         CertFailure::Expired => CertificateError::Expired,
                         CertFailure::NotTrusted => CertificateError::UnknownIssuer,
                         CertFailure::HostMismatch { .. } => CertificateError::NotValidForName,

@@ -222,6 +222,72 @@ fn a_server_without_the_certificates_key_is_refused() {
     assert!(server.received.lock().unwrap().is_empty());
 }
 
+/// A handshake that fails after the certificate checked out (an attacker
+/// relays the real Certificate and CertificateVerify, then flips a bit of
+/// the server's Finished) is a failed handshake, never verified TLS: the
+/// next MX host is tried.
+#[test]
+fn a_handshake_that_fails_after_the_certificate_check_is_not_tls() {
+    use smtp_tls_policy::verify::TlsSetup;
+    let (chain, key) = self_signed("mx.example.test");
+    let tlsa = dane_ee(&chain[0]);
+    let controls = profile(TlsSupport::Preferred, DaneSupport::Mandatory, StsSupport::Off);
+    let f = facts(
+        &[
+            ("mx.example.test", TlsaFacts::Secure(vec![tlsa.clone()])),
+            ("mx2.example.test", TlsaFacts::Secure(vec![tlsa])),
+        ],
+        StsFacts::NoPolicy,
+    );
+    let plan = controls.plan(&f);
+    let host = &plan.hosts[0];
+    let setup = TlsSetup::new(host, Arc::new(rustls::RootCertStore::empty())).unwrap();
+    let server_config = rustls::ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS12])
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map(Arc::new)
+        .unwrap();
+    let mut client = rustls::ClientConnection::new(setup.config(), setup.server_name()).unwrap();
+    let mut server = rustls::ServerConnection::new(server_config).unwrap();
+    let mut handshake = Ok(());
+    let mut tampered = false;
+    while handshake.is_ok() && client.is_handshaking() {
+        let mut up = Vec::new();
+        client.write_tls(&mut up).unwrap();
+        server.read_tls(&mut &up[..]).unwrap();
+        if server.process_new_packets().is_err() {
+            break;
+        }
+        let mut down = Vec::new();
+        server.write_tls(&mut down).unwrap();
+        // TLS 1.2: the server's last flight is ChangeCipherSpec and its
+        // Finished, sent after the certificate and the ServerKeyExchange
+        // signature were checked; flip the last byte of the Finished.
+        if !tampered && records(&down).iter().any(|&(kind, _)| kind == 20) {
+            *down.last_mut().unwrap() ^= 1;
+            tampered = true;
+        }
+        client.read_tls(&mut &down[..]).unwrap();
+        handshake = client.process_new_packets().map(|_| ());
+    }
+    assert!(tampered && handshake.is_err(), "{handshake:?}");
+    assert!(matches!(setup.outcome(), AuthOutcome::Dane(ref o) if o.is_authenticated()), "the certificate was checked");
+    let attempt = setup.attempt(&client, handshake.as_ref().map(|_| ()));
+    assert!(matches!(&attempt, Attempt::HandshakeFailed { .. }), "{attempt:?}");
+    assert!(matches!(smtp_tls_policy::engine::assess(&plan, host, &attempt), HostResult::TryNext(_)));
+}
+
+/// The (content type, length) of each TLS record in a byte stream.
+fn records(mut bytes: &[u8]) -> Vec<(u8, usize)> {
+    let mut v = Vec::new();
+    while bytes.len() >= 5 {
+        let len = usize::from(u16::from_be_bytes([bytes[3], bytes[4]]));
+        v.push((bytes[0], len));
+        bytes = &bytes[(5 + len).min(bytes.len())..];
+    }
+    v
+}
+
 // --------------------------------------------------------------- MTA-STS
 
 /// RFC 8461 §4.2, §5: enforce — a valid certificate for the MX host; a
