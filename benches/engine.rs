@@ -60,8 +60,8 @@ fn assess_and_verdict(bencher: Bencher) {
     let plan = c.plan(&f);
     let attempts = [
         Attempt::Unreachable,
-        Attempt::Tls { version: TlsVersion::Tls13, auth: AuthOutcome::WebPki(Err(CertFailure::Expired)) },
-        Attempt::Tls { version: TlsVersion::Tls13, auth: AuthOutcome::WebPki(Ok("a.backup.example.net".into())) },
+        Attempt::tls(TlsVersion::Tls13, AuthOutcome::WebPki(Err(CertFailure::Expired))),
+        Attempt::tls(TlsVersion::Tls13, AuthOutcome::WebPki(Ok("a.backup.example.net".into()))),
     ];
     let ctx = DeliveryContext::new(Duration::from_secs(60));
     bencher.bench(|| {

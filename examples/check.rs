@@ -345,7 +345,7 @@ fn connect(
         Attempt::Plaintext { starttls_offered: false } => "STARTTLS not offered".to_owned(),
         Attempt::Plaintext { .. } => "plain text".to_owned(),
         Attempt::HandshakeFailed { reason } => format!("TLS handshake failed: {reason}"),
-        Attempt::Tls { version, auth } => format!(
+        Attempt::Tls { version, auth, .. } => format!(
             "{version:?}, {}",
             match auth {
                 AuthOutcome::NotChecked => "certificate not checked".to_owned(),

@@ -275,7 +275,7 @@ fn attempt_text(a: &Attempt) -> String {
         Attempt::Unreachable => write!(s, "no SMTP session"),
         Attempt::Plaintext { starttls_offered } => write!(s, "plain text (STARTTLS offered: {starttls_offered})"),
         Attempt::HandshakeFailed { reason } => write!(s, "TLS handshake failed: {reason}"),
-        Attempt::Tls { version, auth } => match auth {
+        Attempt::Tls { version, auth, .. } => match auth {
             AuthOutcome::NotChecked => write!(s, "{version}, certificate not checked"),
             AuthOutcome::WebPki(Ok(name)) => write!(s, "{version}, WebPKI certificate valid for {name}"),
             AuthOutcome::WebPki(Err(e)) => write!(s, "{version}, WebPKI check failed: {e:?}"),

@@ -325,10 +325,15 @@
 //!    or the resolver cannot validate.
 //! 3. MTA-STS: `enforce` (or `testing` with `testing-as-enforce`) → only
 //!    listed hosts, TLS 1.2+, WebPKI for the MX host name (SAN only, no CN,
-//!    RFC 8461 §4.2); `testing` → the TLS support decides delivery, and when
+//!    RFC 8461 §4.2); `testing` → the TLS support decides delivery, and
+//!    every failure enforce would have had is reported (RFC 8461 §5): when
 //!    the TLS support checks no certificate, a WebPKI check of the MX host
-//!    is added for TLS-RPT only; `none`, no policy, or a policy that could
-//!    not be had → the TLS support.
+//!    is added for TLS-RPT only; when it checks other names (the recipient
+//!    domain under a Verify support), the MX host is checked beside it
+//!    ([`TestingCheck::WebPki`](crate::engine::TestingCheck)); a host the
+//!    policy does not list is still tried and reported as
+//!    `certificate-host-mismatch`; `none`, no policy, or a policy that
+//!    could not be had → the TLS support.
 //! 4. The TLS support: No (plain text), Preferred (TLS if offered),
 //!    Required (TLS), Preferred-Verify (TLS if offered, WebPKI for the
 //!    recipient domain reported but not enforced), Required-Verify (TLS,

@@ -46,7 +46,7 @@ use rustls::{CertificateError, DigitallySignedStruct, Error, PeerMisbehaved, Roo
 use crate::dane::der::parse_certificate;
 use crate::dane::verify_chain;
 use crate::engine::{
-    Attempt, AuthOutcome, Authentication, CertFailure, HostPlan, OnAuthFailure, Requirement, TlsVersion,
+    Attempt, AuthOutcome, Authentication, CertFailure, HostPlan, OnAuthFailure, Requirement, TestingCheck, TlsVersion,
 };
 use crate::name::DomainName;
 
@@ -99,6 +99,7 @@ impl TlsSetup {
             algorithms,
             outcome: Mutex::new(None),
             refused: AtomicBool::new(false),
+            testing: Mutex::new(None),
         });
         let versions: &[&rustls::SupportedProtocolVersion] = if host.requirement.min_version >= TlsVersion::Tls13 {
             &[&rustls::version::TLS13]
@@ -136,6 +137,12 @@ impl TlsSetup {
         self.verifier.outcome.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or(AuthOutcome::NotChecked)
     }
 
+    /// The MTA-STS testing check's result ([`TestingCheck::WebPki`]), when
+    /// the requirement asked for one and the handshake reached it.
+    pub fn testing(&self) -> Option<Result<String, CertFailure>> {
+        self.verifier.testing.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// The attempt, for [`assess`](crate::engine::assess), from the
     /// connection and the handshake's result: TLS with the version and the
     /// check's outcome when the handshake completed, or when it failed
@@ -155,11 +162,13 @@ impl TlsSetup {
         let refused = self.verifier.refused.load(Ordering::Acquire);
         match (handshake, checked, version) {
             (Ok(()), outcome, Some(version)) => {
-                Attempt::Tls { version, auth: outcome.unwrap_or(AuthOutcome::NotChecked) }
+                Attempt::Tls { version, auth: outcome.unwrap_or(AuthOutcome::NotChecked), testing: self.testing() }
             }
             (Ok(()), _, None) => Attempt::HandshakeFailed { reason: "no TLS version was negotiated".into() },
             // The check refused the certificate: that is why the handshake failed.
-            (Err(_), Some(outcome), Some(version)) if refused => Attempt::Tls { version, auth: outcome },
+            (Err(_), Some(outcome), Some(version)) if refused => {
+                Attempt::Tls { version, auth: outcome, testing: self.testing() }
+            }
             (Err(_), checked, _) if is_signature_error(handshake) => Attempt::HandshakeFailed {
                 reason: format!(
                     "the handshake signature does not verify with the presented certificate's key \
@@ -221,6 +230,8 @@ struct PlanVerifier {
     outcome: Mutex<Option<AuthOutcome>>,
     /// Whether the check refused the certificate (failing the handshake).
     refused: AtomicBool,
+    /// The MTA-STS testing check ([`TestingCheck::WebPki`]), when asked for.
+    testing: Mutex<Option<Result<String, CertFailure>>>,
 }
 
 impl fmt::Debug for PlanVerifier {
@@ -293,6 +304,11 @@ impl ServerCertVerifier for PlanVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
+        if let Some(TestingCheck::WebPki { names }) = &self.requirement.testing {
+            // For the report only: what MTA-STS enforce would have checked.
+            let result = self.webpki(names, &[], end_entity, intermediates, now);
+            *self.testing.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+        }
         match &self.requirement.auth {
             Authentication::Dane { records, names } => {
                 let chain: Vec<CertificateDer<'_>> =

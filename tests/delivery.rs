@@ -365,6 +365,39 @@ fn mta_sts_testing_delivers_and_reports() {
     assert_eq!(failures[0].result_type, Some(ResultType::CertificateHostMismatch));
 }
 
+/// RFC 8461 §5: testing reports every failure enforce would have had — an
+/// MX host the policy does not list, and (under Required-Verify, which
+/// verifies the recipient domain) a certificate that names the domain but
+/// not the MX host — while delivery goes on.
+#[test]
+fn mta_sts_testing_reports_what_enforce_would_have_refused() {
+    let mut w = World::new();
+    w.serve_valid("mx.example.test", "mx.example.test");
+    let f = facts(&[("mx.example.test", TlsaFacts::SecureNone)], sts("testing", "other.example.test"));
+    let (_, v) = w.deliver(&profile(TlsSupport::Preferred, DaneSupport::None, StsSupport::On), &f);
+    let Verdict::Deliver { failures, .. } = &v else { panic!("{v:?}") };
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].result_type, Some(ResultType::CertificateHostMismatch));
+    assert!(failures[0].reason.contains("not listed in the MTA-STS policy"), "{}", failures[0].reason);
+
+    let mut w = World::new();
+    w.serve_valid("mx.example.test", DOMAIN);
+    let f = facts(&[("mx.example.test", TlsaFacts::SecureNone)], sts("testing", "mx.example.test"));
+    let (tried, v) = w.deliver(&profile(TlsSupport::RequiredVerify, DaneSupport::None, StsSupport::On), &f);
+    let Verdict::Deliver { level, failures, .. } = &v else { panic!("{v:?}") };
+    assert_eq!(*level, SecurityLevel::WebPkiVerified, "Required-Verify is met: the certificate names {DOMAIN}");
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].result_type, Some(ResultType::CertificateHostMismatch));
+    assert!(tried[0].sent);
+    // A certificate that names both: nothing to report.
+    let mut w = World::new();
+    let (chain, key) = w.pki.server_names(&["mx.example.test", DOMAIN]);
+    w.serve("mx.example.test", Starttls::with(chain, key));
+    let (_, v) = w.deliver(&profile(TlsSupport::RequiredVerify, DaneSupport::None, StsSupport::On), &f);
+    let Verdict::Deliver { failures, .. } = &v else { panic!("{v:?}") };
+    assert!(failures.is_empty(), "{failures:?}");
+}
+
 /// RFC 8461 §5: mode none (and no policy) leaves the TLS support in charge.
 #[test]
 fn mta_sts_none_leaves_the_tls_support() {

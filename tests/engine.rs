@@ -49,7 +49,7 @@ fn hosts(plan: &Plan) -> Vec<&str> {
 }
 
 fn tls(auth: AuthOutcome) -> Attempt {
-    Attempt::Tls { version: TlsVersion::Tls13, auth }
+    Attempt::tls(TlsVersion::Tls13, auth)
 }
 
 fn webpki_ok() -> Attempt {
@@ -269,6 +269,9 @@ fn rfc8461_5_testing_delivers_and_reports() {
         Verdict::Deliver { level, failures, .. } => {
             assert_eq!(*level, SecurityLevel::Encrypted);
             assert_eq!(failures[0].result_type, Some(ResultType::CertificateNotTrusted));
+            // RFC 8461 §5: and what enforce would have refused first, the unlisted host.
+            assert_eq!(failures[1].result_type, Some(ResultType::CertificateHostMismatch));
+            assert!(failures[1].reason.contains("not listed"), "{}", failures[1].reason);
         }
         other => panic!("{other:?}"),
     }
@@ -310,7 +313,7 @@ fn tls_below_1_2_fails_sts_and_dane() {
     let c = controls(TlsSupport::Preferred, DaneSupport::Opportunistic, StsSupport::On);
     let plan =
         c.plan(&facts([TlsaFacts::Secure(usable_tlsa()), TlsaFacts::SecureNone], sts("enforce", &["*.example.com"])));
-    let old = Attempt::Tls { version: TlsVersion::Tls11, auth: AuthOutcome::WebPki(Ok("x".into())) };
+    let old = Attempt::tls(TlsVersion::Tls11, AuthOutcome::WebPki(Ok("x".into())));
     for host in &plan.hosts {
         assert!(matches!(assess(&plan, host, &old), HostResult::TryNext(_)), "{}", host.host);
     }

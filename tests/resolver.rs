@@ -512,8 +512,8 @@ fn tracing_events_carry_the_gateway_wording() {
     // After the delivery: the verdict is logged against the policy.
     let plan = r.resolve("logged.signed").unwrap();
     let host = &plan.hosts[0];
-    let ok = Attempt::Tls { version: TlsVersion::Tls13, auth: AuthOutcome::WebPki(Ok(host.host.to_string())) };
-    let bad = Attempt::Tls { version: TlsVersion::Tls13, auth: AuthOutcome::WebPki(Err(CertFailure::Expired)) };
+    let ok = Attempt::tls(TlsVersion::Tls13, AuthOutcome::WebPki(Ok(host.host.to_string())));
+    let bad = Attempt::tls(TlsVersion::Tls13, AuthOutcome::WebPki(Err(CertFailure::Expired)));
     let context = DeliveryContext::new(Duration::from_secs(60));
     assert!(matches!(r.verdict(&plan, &[assess(&plan, host, &ok)], context), Verdict::Deliver { .. }));
     assert!(matches!(r.verdict(&plan, &[assess(&plan, host, &bad)], context), Verdict::Defer { .. }));

@@ -40,7 +40,7 @@ pub use config::{
 };
 pub use plan::{
     Authentication, Basis, DnssecStatus, DomainFacts, HostPlan, MxFacts, OnAuthFailure, Plan, Requirement, SkipReason,
-    StsFacts, TlsRequirement, TlsVersion, TlsaFacts,
+    StsFacts, TestingCheck, TlsRequirement, TlsVersion, TlsaFacts,
 };
 pub use verdict::{
     Attempt, AuthOutcome, CertFailure, DeliveryContext, EnhancedStatus, Failure, HostResult, SecurityLevel, Verdict,

@@ -197,6 +197,24 @@ pub enum Authentication {
     },
 }
 
+/// What MTA-STS `testing` checks of a host for TLS-RPT beside the
+/// delivery's own requirement (RFC 8461 §5: a testing policy reports every
+/// failure that enforce would have had, while delivery goes on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TestingCheck {
+    /// The policy does not list the host (RFC 8461 §4.1): reported as
+    /// `certificate-host-mismatch`.
+    Unlisted,
+    /// The certificate must also be valid under WebPKI for these names (the
+    /// MX host, RFC 8461 §4.2), where the delivery checks other names (the
+    /// recipient domain under Required-Verify): a failure is reported.
+    WebPki {
+        /// The reference names enforce would require.
+        names: Vec<DomainName>,
+    },
+}
+
 /// What happens when the certificate check fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -237,6 +255,8 @@ pub struct Requirement {
     pub min_version: TlsVersion,
     /// Which rule set this requirement.
     pub basis: Basis,
+    /// MTA-STS `testing`: what is checked for reporting only.
+    pub testing: Option<TestingCheck>,
 }
 
 impl Requirement {
@@ -397,6 +417,7 @@ impl DestinationControls {
                         on_auth_failure: OnAuthFailure::Fail,
                         min_version: TlsVersion::Tls12,
                         basis: Basis::Dane,
+                        testing: None,
                     };
                     plan.hosts.push(HostPlan { host: mx.host.clone(), requirement });
                     continue;
@@ -495,7 +516,7 @@ fn tls_support(profile: &Profile, domain: &DomainName, host: &DomainName, route:
             (TlsRequirement::Required, verify(names), OnAuthFailure::Fail)
         }
     };
-    Requirement { tls, auth, on_auth_failure, min_version: TlsVersion::Tls10, basis: Basis::TlsSupport }
+    Requirement { tls, auth, on_auth_failure, min_version: TlsVersion::Tls10, basis: Basis::TlsSupport, testing: None }
 }
 
 /// The MTA-STS requirement for `host` (RFC 8461 §4, §5): `None` when the
@@ -512,11 +533,22 @@ fn sts_requirement(
         Mode::Enforce => Some(enforce(policy, host, webpki)),
         Mode::Testing if testing_as_enforce => Some(enforce(policy, host, webpki)),
         Mode::Testing => {
-            // Deliver under the TLS support; check the policy for TLS-RPT.
+            // Deliver under the TLS support; check (and report) what enforce
+            // would: the host listed, the certificate valid for the host.
             let mut r = base.clone();
-            if r.tls != TlsRequirement::Never && r.auth == Authentication::None {
-                r.auth = webpki;
-                r.on_auth_failure = OnAuthFailure::DeliverAndReport;
+            if r.tls != TlsRequirement::Never {
+                let listed = policy.allows_mx(host.as_str());
+                if r.auth == Authentication::None {
+                    r.auth = webpki;
+                    r.on_auth_failure = OnAuthFailure::DeliverAndReport;
+                } else if listed
+                    && !matches!(&r.auth, Authentication::WebPki { names, .. } if names == std::slice::from_ref(host))
+                {
+                    r.testing = Some(TestingCheck::WebPki { names: vec![host.clone()] });
+                }
+                if !listed {
+                    r.testing = Some(TestingCheck::Unlisted);
+                }
             }
             r.basis = Basis::Sts(Mode::Testing);
             Some(Some(r))
@@ -532,5 +564,6 @@ fn enforce(policy: &Policy, host: &DomainName, auth: Authentication) -> Option<R
         on_auth_failure: OnAuthFailure::Fail,
         min_version: TlsVersion::Tls12,
         basis: Basis::Sts(Mode::Enforce),
+        testing: None,
     })
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::config::TlsSupport;
-use super::plan::{Authentication, Basis, HostPlan, OnAuthFailure, Plan, TlsRequirement, TlsVersion};
+use super::plan::{Authentication, Basis, HostPlan, OnAuthFailure, Plan, TestingCheck, TlsRequirement, TlsVersion};
 use crate::dane::DaneOutcome;
 use crate::name::DomainName;
 use crate::report::ResultType;
@@ -76,7 +76,18 @@ pub enum Attempt {
         version: TlsVersion,
         /// The certificate check.
         auth: AuthOutcome,
+        /// The check of [`TestingCheck::WebPki`](super::TestingCheck) (MTA-STS
+        /// testing, for reporting only), when the requirement asked for one
+        /// and the MTA made it; the reference name matched when it passed.
+        testing: Option<Result<String, CertFailure>>,
     },
+}
+
+impl Attempt {
+    /// TLS with this version and certificate check, no testing check.
+    pub fn tls(version: TlsVersion, auth: AuthOutcome) -> Self {
+        Self::Tls { version, auth, testing: None }
+    }
 }
 
 /// What was achieved on a delivered connection.
@@ -138,6 +149,40 @@ pub enum HostResult {
 /// text, as Postfix does at level `may`, and assess that second attempt as
 /// [`Attempt::Plaintext`] with `starttls_offered: true`: it is accepted.
 pub fn assess(plan: &Plan, host: &HostPlan, attempt: &Attempt) -> HostResult {
+    let mut result = assess_delivery(plan, host, attempt);
+    if let (HostResult::Deliver { reported, .. }, Some(check)) = (&mut result, &host.requirement.testing) {
+        reported.extend(testing_failure(host, check, attempt));
+    }
+    result
+}
+
+/// What MTA-STS testing reports beside the delivery (RFC 8461 §5).
+fn testing_failure(host: &HostPlan, check: &TestingCheck, attempt: &Attempt) -> Option<Failure> {
+    let failure = |reason: String, result_type| Failure {
+        host: host.host.clone(),
+        reason: format!("{}: {reason} (MTA-STS testing, RFC 8461: delivered, reported)", host.host),
+        result_type: Some(result_type),
+        security: true,
+    };
+    match (check, attempt) {
+        (TestingCheck::Unlisted, _) => {
+            Some(failure("the MX host is not listed in the MTA-STS policy".into(), ResultType::CertificateHostMismatch))
+        }
+        (TestingCheck::WebPki { names }, Attempt::Tls { testing: Some(Err(cert)), .. }) => {
+            let names: Vec<&str> = names.iter().map(DomainName::as_str).collect();
+            let what = match cert {
+                CertFailure::HostMismatch { .. } => format!("certificate does not name {}", names.join(" or ")),
+                CertFailure::Expired => "certificate expired or not yet valid".to_owned(),
+                CertFailure::NotTrusted => "certificate not signed by a trusted CA".to_owned(),
+                CertFailure::Other(e) => format!("certificate check failed: {e}"),
+            };
+            Some(failure(what, cert.result_type()))
+        }
+        _ => None,
+    }
+}
+
+fn assess_delivery(plan: &Plan, host: &HostPlan, attempt: &Attempt) -> HostResult {
     let r = &host.requirement;
     let failure = |reason: String, result_type: Option<ResultType>, security| Failure {
         host: host.host.clone(),
@@ -177,7 +222,7 @@ pub fn assess(plan: &Plan, host: &HostPlan, attempt: &Attempt) -> HostResult {
             Some(ResultType::ValidationFailure),
             true,
         )),
-        Attempt::Tls { version, auth } => {
+        Attempt::Tls { version, auth, .. } => {
             if *version < r.min_version {
                 return HostResult::TryNext(failure(
                     format!(

@@ -267,9 +267,11 @@ fn detail_json(d: &FailureDetail, count: u64) -> Value {
     Value::Object(m)
 }
 
-/// The report file name (RFC 8460 §5.3):
+/// The report file name (RFC 8460 §5.1):
 /// `sender "!" policy-domain "!" begin "!" end ["!" unique-id] "." ext`,
-/// timestamps in seconds since the epoch, ext `json` or `json.gz`.
+/// timestamps in seconds since the epoch, ext `json` or `json.gz`. The
+/// unique-id is `1*(ALPHA / DIGIT)`: other characters of `unique_id` are
+/// dropped, and one left empty is omitted.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
@@ -283,6 +285,15 @@ fn detail_json(d: &FailureDetail, count: u64) -> Value {
 ///     report_filename(&sender, &domain, start, end, Some("001"), true),
 ///     "mail.sender.example!recipient.example!1470013207!1470186007!001.json.gz"
 /// );
+/// // Only letters and digits make a unique-id.
+/// assert_eq!(
+///     report_filename(&sender, &domain, start, end, Some("../x!1.json"), false),
+///     "mail.sender.example!recipient.example!1470013207!1470186007!x1json.json"
+/// );
+/// assert_eq!(
+///     report_filename(&sender, &domain, start, end, Some("-_-"), false),
+///     "mail.sender.example!recipient.example!1470013207!1470186007.json"
+/// );
 /// ```
 pub fn report_filename(
     sender: &DomainName,
@@ -293,7 +304,10 @@ pub fn report_filename(
     gzip: bool,
 ) -> String {
     let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let unique = unique_id.map(|u| format!("!{u}")).unwrap_or_default();
+    // RFC 8460 §5.1: unique-id = 1*(ALPHA / DIGIT); anything else (a `!`,
+    // a `/`, a dot that would change the extension) is dropped.
+    let unique: String = unique_id.unwrap_or("").chars().filter(char::is_ascii_alphanumeric).collect();
+    let unique = if unique.is_empty() { unique } else { format!("!{unique}") };
     let ext = if gzip { "json.gz" } else { "json" };
     format!("{sender}!{policy_domain}!{}!{}{unique}.{ext}", secs(start), secs(end))
 }

@@ -94,7 +94,7 @@ impl TlsRptRecord {
                 if rua.is_none() {
                     rua = Some(parse_rua(value).map_err(|e| e.within(None, offset, "rua"))?);
                 }
-            } else if !crate::sts::is_field_name(name) || value.is_empty() {
+            } else if !crate::sts::is_field_name(name) || !is_ext_value(value) {
                 return Err(ParseError::new(
                     ParseErrorKind::InvalidFieldName,
                     None,
@@ -120,15 +120,48 @@ impl TlsRptRecord {
     }
 }
 
+/// RFC 8460 §3 `tlsrpt-ext-value = 1*(%x21-3A / %x3C / %x3E-7E)`: visible
+/// ASCII but `;` and `=`.
+fn is_ext_value(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(|b| matches!(b, 0x21..=0x3a | 0x3c | 0x3e..=0x7e))
+}
+
+/// RFC 8460 §3 `tlsrpt-uri = URI` (RFC 3986 §2: unreserved, reserved and
+/// `%HH` only), with `,` and `!` percent-encoded, as RFC 8460 requires
+/// (`;` and `,` delimit fields and URIs).
+fn is_uri(uri: &str) -> bool {
+    let bytes = uri.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                if !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                    && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+                {
+                    return false;
+                }
+                i += 3;
+                continue;
+            }
+            b if b.is_ascii_alphanumeric() => {}
+            b'-' | b'.' | b'_' | b'~' | b':' | b'/' | b'?' | b'#' | b'[' | b']' | b'@' => {}
+            b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b'=' => {}
+            _ => return false,
+        }
+        i += 1;
+    }
+    !uri.is_empty()
+}
+
 fn parse_rua(value: &str) -> Result<Vec<ReportUri>, ParseError> {
     let mut uris = Vec::new();
     for uri in value.split(',').map(|u| u.trim_matches([' ', '\t'])) {
-        if uri.is_empty() || uri.bytes().any(|b| !(0x21..=0x7e).contains(&b) || b == b';') {
+        if !is_uri(uri) {
             return Err(ParseError::new(
                 ParseErrorKind::InvalidFieldValue,
                 None,
                 0,
-                format!("invalid URI {}", quote(uri)),
+                format!("invalid URI {} (RFC 3986 characters only; `,` and `!` must be percent-encoded)", quote(uri)),
             ));
         }
         let scheme = uri.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
@@ -215,6 +248,8 @@ mod tests {
             ("v=TLSRPTv1; rua=mailto:a@example.com, https://r.example.com/x ;", 2),
             ("v=TLSRPTv1; ext=1; rua=mailto:a@example.com; rua=mailto:b@example.com", 1),
             ("v=TLSRPTv1; rua=mailto:a@example.com,ftp://x.example/y", 1),
+            ("v=TLSRPTv1; rua=mailto:a%21b@example.com?subject=TLS%20report; x-y.z=a:b/c", 1),
+            ("v=TLSRPTv1; rua=https://r.example/p?a=1&b=(2)*+$'~_[x]@#f", 1),
         ];
         for (text, n) in ok {
             let r = TlsRptRecord::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -231,6 +266,17 @@ mod tests {
             ("v=TLSRPTv1; rua=ftp://x.example/y", ParseErrorKind::InvalidFieldValue),
             ("v=TLSRPTv1; rua=reports@example.com", ParseErrorKind::InvalidFieldValue),
             ("v=TLSRPTv1; rua", ParseErrorKind::MalformedField),
+            // tlsrpt-ext-value excludes "=" and white space.
+            ("v=TLSRPTv1; rua=mailto:x@x.example; test==", ParseErrorKind::InvalidFieldName),
+            ("v=TLSRPTv1; rua=mailto:x@x.example; test=a b", ParseErrorKind::InvalidFieldName),
+            ("v=TLSRPTv1; rua=mailto:x@x.example; test=é", ParseErrorKind::InvalidFieldName),
+            // tlsrpt-uri = URI (RFC 3986), "," and "!" percent-encoded.
+            ("v=TLSRPTv1; rua=mailto:admin@${domain}", ParseErrorKind::InvalidFieldValue),
+            ("v=TLSRPTv1; rua=https://r.example/a b", ParseErrorKind::InvalidFieldValue),
+            ("v=TLSRPTv1; rua=https://r.example/<x>", ParseErrorKind::InvalidFieldValue),
+            ("v=TLSRPTv1; rua=https://r.example/%zz", ParseErrorKind::InvalidFieldValue),
+            ("v=TLSRPTv1; rua=mailto:a!b@example.com", ParseErrorKind::InvalidFieldValue),
+            ("v=TLSRPTv1; rua=mailto:tlsrpt@bücher.example", ParseErrorKind::InvalidFieldValue),
         ];
         for &(text, kind) in bad {
             assert_eq!(TlsRptRecord::parse(text).map_err(|e| e.kind()), Err(kind), "{text}");

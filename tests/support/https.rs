@@ -33,7 +33,16 @@ impl Pki {
     }
 
     pub fn server(&self, name: &str, expired: bool) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
-        let mut p = CertificateParams::new(vec![name.to_owned()]).unwrap();
+        self.issue(&[name], expired)
+    }
+
+    /// A valid certificate naming every one of `names` (DNS SANs).
+    pub fn server_names(&self, names: &[&str]) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        self.issue(names, false)
+    }
+
+    fn issue(&self, names: &[&str], expired: bool) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let mut p = CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).unwrap();
         if expired {
             p.not_before = date_time_ymd(2015, 1, 1);
             p.not_after = date_time_ymd(2016, 1, 1);
