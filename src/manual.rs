@@ -681,6 +681,15 @@
 //!   most 1 000 connections (then `TEMP` and close), a connection's slot
 //!   given back however its thread ends; replies over Postfix's
 //!   100 000-character limit become `TEMP`.
+//! - Memory is bounded in bytes as well as entries: the policy cache by
+//!   [`CacheConfig::max_bytes`](crate::cache::CacheConfig::max_bytes)
+//!   (128 MiB, each shard its share; 100 000 real policies take about
+//!   30 MB, as many hostile 64 KiB ones would take 6.5 GB), the kept
+//!   replies by [`MAX_KEPT_REPLY_BYTES`](crate::postfix::server::MAX_KEPT_REPLY_BYTES)
+//!   (32 MiB; no one reply over a sixteenth of it is kept), the DNS answer
+//!   cache by [`ANSWER_CACHE_BYTES`](crate::dns::ANSWER_CACHE_BYTES) (64 MiB
+//!   of records in wire form, beside its 65 536 entries: a hostile zone's
+//!   60 KB TXT answers would otherwise take 4 GB).
 //! - Configuration values never panic: durations are bounded where the
 //!   system would overflow (`reply_ttl` at most 1 h, DNS and fetch timeouts
 //!   at most 1 h, DNS attempts 1 to 10; zero socket timeouts are 1 ms).

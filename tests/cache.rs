@@ -332,6 +332,36 @@ fn failed_fetches_and_expired_policies_never_evict_a_live_policy() {
     assert!(cache.decide(&victim, TxtLookup::Failed, t(11)).policy().is_some(), "evicted before expired entries");
 }
 
+/// Memory is bounded by bytes, not only by entries: hostile 64 KiB policies
+/// stay within `max_bytes`, and small live policies are not all pushed out
+/// by a few big ones.
+#[test]
+fn policies_are_held_within_a_byte_budget() {
+    let mut big = String::from("version: STSv1\nmode: enforce\nmax_age: 86400\n");
+    let mut n = 0;
+    while big.len() + 40 < smtp_tls_policy::sts::MAX_POLICY_BYTES {
+        big += &format!("x{n}: {}\n", "v".repeat(30));
+        n += 1;
+    }
+    big += "mx: mx.example.com\n";
+    let big = Policy::parse(&big).unwrap();
+    let budget = 1 << 20;
+    let cache = PolicyCache::new(CacheConfig::default().max_bytes(budget).shards(1));
+    for i in 0..200 {
+        let _ = cache.record_fetch(&domain(&format!("big{i}.example")), id("a"), Ok(big.clone()), t(0));
+    }
+    let held = cache.stats().entries;
+    // Each big policy counts at least its 64 KiB of text: about 16 fit.
+    assert!((1..=16).contains(&held), "{held} big policies held in a {budget}-byte budget");
+    assert!(cache.entry(&domain("big199.example")).is_some(), "the newest stays");
+    // Small policies: thousands fit in the same budget.
+    let small = PolicyCache::new(CacheConfig::default().max_bytes(budget).shards(1));
+    for i in 0..2_000 {
+        let _ = small.record_fetch(&domain(&format!("d{i}.example")), id("a"), Ok(policy("enforce", 86_400)), t(0));
+    }
+    assert_eq!(small.stats().entries, 2_000);
+}
+
 /// DESIGN.md: bounded, least recently used first.
 #[test]
 fn lru_order_and_capacity() {

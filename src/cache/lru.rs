@@ -1,11 +1,24 @@
 //! An exact LRU map: a hash map into a slab of nodes on a doubly linked
-//! list, so that a hit, an insert and an eviction are O(1).
+//! list, so that a hit, an insert and an eviction are O(1). It keeps the
+//! sum of its values' [`Weighed::weight`] (bytes held), for byte budgets.
 
 use std::collections::HashMap;
 
 use crate::name::DomainName;
 
 const NIL: u32 = u32::MAX;
+
+/// What a value costs to hold, in bytes (an estimate; 0 for values that
+/// are not budgeted).
+pub(super) trait Weighed {
+    fn weight(&self) -> usize;
+}
+
+impl Weighed for u32 {
+    fn weight(&self) -> usize {
+        0
+    }
+}
 
 struct Node<V> {
     key: DomainName,
@@ -22,15 +35,22 @@ pub(super) struct Lru<V> {
     free: Vec<u32>,
     head: u32,
     tail: u32,
+    /// The sum of the held values' weights.
+    weight: usize,
 }
 
-impl<V: Default> Lru<V> {
+impl<V: Default + Weighed> Lru<V> {
     pub(super) fn new() -> Self {
-        Self { map: HashMap::new(), nodes: Vec::new(), free: Vec::new(), head: NIL, tail: NIL }
+        Self { map: HashMap::new(), nodes: Vec::new(), free: Vec::new(), head: NIL, tail: NIL, weight: 0 }
     }
 
     pub(super) fn len(&self) -> usize {
         self.map.len()
+    }
+
+    /// The sum of the held values' weights.
+    pub(super) fn weight(&self) -> usize {
+        self.weight
     }
 
     fn node(&self, i: u32) -> &Node<V> {
@@ -70,7 +90,19 @@ impl<V: Default> Lru<V> {
         self.head = i;
     }
 
-    /// The value for `key`, marked as most recently used.
+    /// Changes the value for `key` (marked as most recently used) with `f`,
+    /// keeping the weight right.
+    pub(super) fn modify<R>(&mut self, key: &DomainName, f: impl FnOnce(&mut V) -> R) -> Option<R> {
+        let value = self.get_mut(key)?;
+        let before = value.weight();
+        let result = f(value);
+        let after = value.weight();
+        self.weight = self.weight - before + after;
+        Some(result)
+    }
+
+    /// The value for `key`, marked as most recently used. The change made
+    /// through it must not change its weight (use [`modify`](Self::modify)).
     pub(super) fn get_mut(&mut self, key: &DomainName) -> Option<&mut V> {
         let i = *self.map.get(key)?;
         if self.head != i {
@@ -87,10 +119,12 @@ impl<V: Default> Lru<V> {
 
     /// Inserts (or replaces) `key` as most recently used.
     pub(super) fn insert(&mut self, key: DomainName, value: V) -> &mut V {
+        self.weight += value.weight();
         let i = match self.map.get(&key) {
             Some(&i) => {
                 self.unlink(i);
-                self.node_mut(i).value = value;
+                let old = std::mem::replace(&mut self.node_mut(i).value, value);
+                self.weight -= old.weight();
                 i
             }
             None => {
@@ -118,7 +152,9 @@ impl<V: Default> Lru<V> {
         let i = self.map.remove(key)?;
         self.unlink(i);
         self.free.push(i);
-        Some(std::mem::take(&mut self.node_mut(i).value))
+        let value = std::mem::take(&mut self.node_mut(i).value);
+        self.weight -= value.weight();
+        Some(value)
     }
 
     /// Evicts least recently used entries that `evictable` allows until at
@@ -126,10 +162,22 @@ impl<V: Default> Lru<V> {
     /// not evict are passed over, never dropped; with `keep_head` the most
     /// recently used entry is kept too.
     pub(super) fn evict_to(&mut self, capacity: usize, keep_head: bool, evictable: impl Fn(&V) -> bool) -> usize {
+        self.evict_within(capacity, usize::MAX, keep_head, evictable)
+    }
+
+    /// [`evict_to`](Self::evict_to), until at most `capacity` entries and
+    /// `budget` weight remain.
+    pub(super) fn evict_within(
+        &mut self,
+        capacity: usize,
+        budget: usize,
+        keep_head: bool,
+        evictable: impl Fn(&V) -> bool,
+    ) -> usize {
         let mut evicted = 0;
         let mut cursor = self.tail;
         let stop = if keep_head { self.head } else { NIL };
-        while self.map.len() > capacity && cursor != NIL && cursor != stop {
+        while (self.map.len() > capacity || self.weight > budget) && cursor != NIL && cursor != stop {
             let (prev, can) = {
                 let n = self.node(cursor);
                 (n.prev, evictable(&n.value))

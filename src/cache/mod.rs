@@ -76,7 +76,7 @@ use crate::name::DomainName;
 use crate::report::ResultType;
 use crate::sts::{Policy, PolicyId};
 
-use lru::Lru;
+use lru::{Lru, Weighed};
 
 pub use snapshot::{Restored, SnapshotError};
 #[cfg(feature = "fs")]
@@ -241,7 +241,19 @@ pub struct CacheConfig {
     /// power of two). The LRU order is exact within a shard; with one shard
     /// it is exact for the whole cache.
     pub shards: usize,
+    /// The most bytes of policies held (default 128 MiB), each policy
+    /// counted as the bytes its fields hold (patterns, extensions) plus a
+    /// fixed overhead ([`POLICY_OVERHEAD`]):
+    /// 100 000 real policies take about 30 MB, while as many hostile 64 KiB
+    /// ones would take 6.5 GB. Each shard keeps its share; over it, least
+    /// recently used policies go (an entry being fetched, and the one just
+    /// stored, stay).
+    pub max_bytes: usize,
 }
+
+/// What a cached policy costs beyond its text, for
+/// [`CacheConfig::max_bytes`]: the entry, its domain and the LRU node.
+pub const POLICY_OVERHEAD: usize = 256;
 
 impl Default for CacheConfig {
     fn default() -> Self {
@@ -251,6 +263,7 @@ impl Default for CacheConfig {
             refresh_interval: Duration::from_secs(86_400),
             refresh_fraction: 0.5,
             shards: 64,
+            max_bytes: 128 << 20,
         }
     }
 }
@@ -285,6 +298,12 @@ impl CacheConfig {
         self.shards = shards;
         self
     }
+
+    /// Sets [`max_bytes`](Self::max_bytes).
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
 }
 
 /// A policy as cached.
@@ -296,13 +315,36 @@ struct Cached {
     /// `fetched_at` + the clamped `max_age`: kept only so that the hit path
     /// need not add it up; always made by [`Cached::new`].
     expires_at: u64,
+    /// What holding it costs, for [`CacheConfig::max_bytes`].
+    bytes: usize,
 }
 
 impl Cached {
     /// The one place the expiry is computed (RFC 8461 §3.2, §3.3).
     fn new(id: PolicyId, policy: Arc<Policy>, fetched_at: u64) -> Self {
         let expires_at = fetched_at.saturating_add(u64::from(policy.max_age_value().as_secs()));
-        Self { id, policy, fetched_at, expires_at }
+        let bytes = policy_bytes(&policy);
+        Self { id, policy, fetched_at, expires_at, bytes }
+    }
+}
+
+/// A policy's cost: the bytes its patterns and extensions hold (with their
+/// allocations) and the fixed overhead.
+fn policy_bytes(policy: &Policy) -> usize {
+    let mx: usize = policy.mx().iter().map(|p| p.base().as_str().len() + 2 + 16).sum();
+    let ext: usize = policy.extensions().iter().map(|e| e.name().len() + e.value().len() + 48).sum();
+    POLICY_OVERHEAD + mx + ext
+}
+
+impl Weighed for Entry {
+    fn weight(&self) -> usize {
+        self.policy.as_ref().map_or(0, |c| c.bytes)
+    }
+}
+
+impl Weighed for Failures {
+    fn weight(&self) -> usize {
+        0
     }
 }
 
@@ -567,11 +609,20 @@ impl PolicyCache {
         if held.is_some_and(|at| at >= cached.fetched_at) {
             return false;
         }
-        match shard.entries.get_mut(domain) {
-            Some(entry) => entry.policy = Some(cached),
-            None => self.insert(shard, domain.clone(), Entry { policy: Some(cached), pinned: 0 }, now),
-        }
+        self.store_policy(shard, domain, cached, now);
         true
+    }
+
+    /// Holds `cached` as the policy of `domain` (a pinned entry keeps its
+    /// pin), within the capacity and the byte budget.
+    fn store_policy(&self, shard: &mut Shard, domain: &DomainName, cached: Cached, now: u64) {
+        let before = shard.entries.len();
+        if shard.entries.peek(domain).is_some() {
+            shard.entries.modify(domain, |entry| entry.policy = Some(cached));
+            self.track(shard, before, now);
+        } else {
+            self.insert(shard, domain.clone(), Entry { policy: Some(cached), pinned: 0 }, now);
+        }
     }
 
     fn insert(&self, shard: &mut Shard, domain: DomainName, entry: Entry, now: u64) {
@@ -586,7 +637,8 @@ impl PolicyCache {
         self.config.capacity.max(1).div_ceil(self.shards.len())
     }
 
-    /// Accounts for a change of the shard's size from `before`, then, when
+    /// Accounts for a change of the shard's size from `before`, keeps the
+    /// shard within its share of [`CacheConfig::max_bytes`], then, when
     /// the whole cache is over capacity, evicts: first this shard's expired
     /// policies (swept at most once a second), then least recently used
     /// unpinned entries of this shard (never its most recent entry, the one
@@ -597,6 +649,14 @@ impl PolicyCache {
             self.len.fetch_add(after - before, Ordering::Relaxed);
         } else {
             self.len.fetch_sub(before - after, Ordering::Relaxed);
+        }
+        // Bytes: each shard keeps its share of the budget, newest entry kept.
+        let budget = self.config.max_bytes / self.shards.len();
+        if shard.entries.weight() > budget {
+            let len = shard.entries.len();
+            let evicted = shard.entries.evict_within(len, budget, true, |e| e.pinned == 0);
+            self.len.fetch_sub(evicted, Ordering::Relaxed);
+            shard.counters.evictions += evicted as u64;
         }
         let mut excess = self.len.load(Ordering::Relaxed).saturating_sub(self.config.capacity.max(1));
         if excess == 0 {
@@ -705,10 +765,7 @@ impl PolicyCache {
                 let policy = Arc::new(policy);
                 let cached = Cached::new(id, Arc::clone(&policy), now);
                 shard.clear_failure(domain, id);
-                match shard.entries.get_mut(domain) {
-                    Some(entry) => entry.policy = Some(cached),
-                    None => self.insert(shard, domain.clone(), Entry { policy: Some(cached), pinned: 0 }, now),
-                }
+                self.store_policy(shard, domain, cached, now);
                 Decision::Apply { policy, id, reason: ApplyReason::Fetched }
             }
             Err(failure) => {
@@ -853,7 +910,7 @@ impl PolicyCache {
     pub fn purge(&self, domain: &DomainName) -> bool {
         let mut shard = self.shard(domain);
         let before = shard.entries.len();
-        let (held, pinned) = shard.entries.get_mut(domain).map_or((false, false), |e| (e.forget(), e.pinned > 0));
+        let (held, pinned) = shard.entries.modify(domain, |e| (e.forget(), e.pinned > 0)).unwrap_or((false, false));
         if !pinned {
             shard.entries.remove(domain);
         }
@@ -872,10 +929,10 @@ impl PolicyCache {
             let before = shard.entries.len();
             let domains: Vec<DomainName> = shard.entries.iter().map(|(d, _)| d.clone()).collect();
             for d in domains {
-                let pinned = shard.entries.get_mut(&d).is_some_and(|e| {
+                let pinned = shard.entries.modify(&d, |e| {
                     e.forget();
                     e.pinned > 0
-                });
+                }) == Some(true);
                 if !pinned {
                     shard.entries.remove(&d);
                 }

@@ -56,7 +56,7 @@ mod cache;
 mod transport;
 mod validate;
 
-pub use cache::{ANSWER_CACHE_SIZE, MAX_NEGATIVE_TTL};
+pub use cache::{ANSWER_CACHE_BYTES, ANSWER_CACHE_SIZE, MAX_NEGATIVE_TTL};
 use transport::Transport;
 pub use validate::{Health, MAX_NSEC3_ITERATIONS};
 use validate::{LookupError, Lookups, Mode, weakest};

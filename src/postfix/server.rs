@@ -139,11 +139,57 @@ const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 /// The most replies kept for reuse.
 const MAX_KEPT_REPLIES: usize = 65_536;
 
+/// The most bytes of replies (and their requests) kept for reuse: 65 536
+/// replies of Postfix's 100 000-byte limit would be 6.5 GB; real replies
+/// are under 200 bytes.
+pub const MAX_KEPT_REPLY_BYTES: usize = 32 << 20;
+
 /// Encoded `OK`/`NOTFOUND` replies by request payload, for
 /// [`ServerConfig::reply_ttl`].
 struct Replies {
     ttl: Duration,
-    kept: Mutex<HashMap<Vec<u8>, Kept>>,
+    kept: Mutex<KeptReplies>,
+}
+
+/// The kept replies and the bytes they hold.
+#[derive(Default)]
+struct KeptReplies {
+    replies: HashMap<Vec<u8>, Kept>,
+    bytes: usize,
+}
+
+impl KeptReplies {
+    fn cost(request: &[u8], reply: &[u8]) -> usize {
+        request.len() + reply.len() + 64
+    }
+
+    /// Keeps `reply` until `until`, within [`MAX_KEPT_REPLIES`] and
+    /// [`MAX_KEPT_REPLY_BYTES`]: expired replies go first, then all.
+    fn keep(&mut self, request: &[u8], until: Instant, reply: Arc<[u8]>, now: Instant) {
+        let cost = Self::cost(request, &reply);
+        if cost > MAX_KEPT_REPLY_BYTES / 16 {
+            return; // one reply never takes a large share
+        }
+        if self.replies.len() >= MAX_KEPT_REPLIES || self.bytes + cost > MAX_KEPT_REPLY_BYTES {
+            let mut freed = 0;
+            self.replies.retain(|k, (until, r)| {
+                let keep = *until > now;
+                if !keep {
+                    freed += Self::cost(k, r);
+                }
+                keep
+            });
+            self.bytes -= freed;
+            if self.replies.len() >= MAX_KEPT_REPLIES || self.bytes + cost > MAX_KEPT_REPLY_BYTES {
+                self.replies.clear();
+                self.bytes = 0;
+            }
+        }
+        if let Some((_, old)) = self.replies.insert(request.to_vec(), (until, reply)) {
+            self.bytes -= Self::cost(request, &old);
+        }
+        self.bytes += cost;
+    }
 }
 
 /// A reply kept until the instant, encoded as a netstring.
@@ -155,7 +201,7 @@ impl Replies {
         let now = Instant::now();
         if !self.ttl.is_zero() {
             let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((until, bytes)) = kept.get(payload)
+            if let Some((until, bytes)) = kept.replies.get(payload)
                 && now < *until
             {
                 return Arc::clone(bytes);
@@ -169,16 +215,10 @@ impl Replies {
         }
         let bytes: Arc<[u8]> = encode(text.as_bytes()).into();
         if !self.ttl.is_zero() && matches!(reply, Reply::Ok(_) | Reply::NotFound) {
-            let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-            if kept.len() >= MAX_KEPT_REPLIES {
-                kept.retain(|_, (until, _)| *until > now);
-                if kept.len() >= MAX_KEPT_REPLIES {
-                    kept.clear();
-                }
-            }
             // `ttl` is at most MAX_REPLY_TTL; an Instant that far ahead exists.
             if let Some(until) = now.checked_add(self.ttl) {
-                kept.insert(payload.to_vec(), (until, Arc::clone(&bytes)));
+                let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+                kept.keep(payload, until, Arc::clone(&bytes), now);
             }
         }
         bytes
@@ -500,6 +540,35 @@ mod tests {
         assert_eq!(snapshot_path(dir, "postfix"), Path::new("/s/postfix.snapshot"));
         assert_eq!(snapshot_path(dir, "rpt.a"), Path::new("/s/rpt_2ea.snapshot"));
         assert_eq!(snapshot_path(dir, "../x"), Path::new("/s/_2e_2e_2fx.snapshot"));
+    }
+
+    #[test]
+    fn kept_replies_stay_within_their_byte_budget() {
+        let mut kept = KeptReplies::default();
+        let now = Instant::now();
+        let until = now + Duration::from_secs(60);
+        let big: Arc<[u8]> = vec![b'x'; 99_000].into();
+        for i in 0..2_000u32 {
+            kept.keep(format!("postfix d{i}.example").as_bytes(), until, Arc::clone(&big), now);
+            assert!(kept.bytes <= MAX_KEPT_REPLY_BYTES, "{} bytes after {i}", kept.bytes);
+        }
+        let counted: usize = kept.replies.iter().map(|(k, (_, r))| KeptReplies::cost(k, r)).sum();
+        assert_eq!(counted, kept.bytes);
+        // Small replies: many, and a replaced one is counted once.
+        let mut small = KeptReplies::default();
+        for _ in 0..3 {
+            small.keep(b"postfix a.example", until, Arc::from(&b"9:NOTFOUND ,"[..]), now);
+        }
+        assert_eq!((small.replies.len(), small.bytes), (1, KeptReplies::cost(b"postfix a.example", b"9:NOTFOUND ,")));
+        // An expired reply makes room first.
+        let mut full = KeptReplies::default();
+        full.keep(b"old", now, Arc::clone(&big), now);
+        let share: Arc<[u8]> = vec![b'y'; MAX_KEPT_REPLY_BYTES / 16 - 200].into();
+        for i in 0..16u32 {
+            full.keep(format!("k{i}").as_bytes(), until, Arc::clone(&share), now);
+        }
+        assert!(!full.replies.contains_key(&b"old"[..]));
+        assert!(full.bytes <= MAX_KEPT_REPLY_BYTES);
     }
 
     #[test]
