@@ -43,8 +43,8 @@ use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, Error, PeerMisbehaved, RootCertStore, SignatureScheme};
 
-use crate::dane::der::parse_certificate;
 use crate::dane::verify_chain;
+use crate::dane::x509::parse_certificate;
 use crate::engine::{
     Attempt, AuthOutcome, Authentication, CertFailure, HostPlan, OnAuthFailure, Requirement, TestingCheck, TlsVersion,
 };

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::der;
+use super::x509 as der;
 use crate::error::{ParseError, ParseErrorKind, quote};
 
 /// The certificate usage field (RFC 6698 §2.1.1, IANA "TLSA Certificate

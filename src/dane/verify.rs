@@ -7,8 +7,8 @@ use ring::digest;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use webpki::{ALL_VERIFICATION_ALGS, EndEntityCert, KeyUsage, anchor_from_trusted_cert};
 
-use super::der::{self, Certificate};
 use super::record::{CertUsage, MatchingType, Selector, TlsaRecord};
+use super::x509::{self as der, Certificate};
 use crate::report::ResultType;
 
 /// The result of [`verify_chain`]: authenticated by a record, or the reason
