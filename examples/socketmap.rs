@@ -188,17 +188,7 @@ fn parse(text: &str) -> Result<Config, Vec<String>> {
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = number.parse().map_err(|_| format!("{text:?}: expected e.g. 30s, 10m, 1h"))?;
-    let unit = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("{text:?}: unknown unit (s, m, h or d)")),
-    };
-    let secs = n.checked_mul(unit).ok_or_else(|| format!("{text:?}: too long"))?;
-    Ok(Duration::from_secs(secs))
+    smtp_tls_policy::engine::parse_duration(text)
 }
 
 fn yes(v: &str) -> Result<bool, String> {

@@ -1,12 +1,8 @@
-//! An exact LRU map: a hash map into a slab of nodes on a doubly linked
-//! list, so that a hit, an insert and an eviction are O(1). It keeps the
-//! sum of its values' [`Weighed::weight`] (bytes held), for byte budgets.
-
-use std::collections::HashMap;
+//! The LRU order of one shard: `lru::LruCache` (unbounded: the cache
+//! decides what to evict, never the map), and the sum of its values'
+//! [`Weighed::weight`] (bytes held), for byte budgets.
 
 use crate::name::DomainName;
-
-const NIL: u32 = u32::MAX;
 
 /// What a value costs to hold, in bytes (an estimate; 0 for values that
 /// are not budgeted).
@@ -20,32 +16,22 @@ impl Weighed for u32 {
     }
 }
 
-struct Node<V> {
-    key: DomainName,
-    value: V,
-    prev: u32,
-    next: u32,
-}
-
-/// Most recently used at `head`, least at `tail`. A removed node stays in
-/// the slab with a default value until an insert reuses it.
+/// Most recently used first. Hits, inserts and removals are O(1); an
+/// eviction scans from the least recently used end past the entries it
+/// may not evict.
 pub(super) struct Lru<V> {
-    map: HashMap<DomainName, u32>,
-    nodes: Vec<Node<V>>,
-    free: Vec<u32>,
-    head: u32,
-    tail: u32,
+    inner: lru::LruCache<DomainName, V>,
     /// The sum of the held values' weights.
     weight: usize,
 }
 
 impl<V: Default + Weighed> Lru<V> {
     pub(super) fn new() -> Self {
-        Self { map: HashMap::new(), nodes: Vec::new(), free: Vec::new(), head: NIL, tail: NIL, weight: 0 }
+        Self { inner: lru::LruCache::unbounded(), weight: 0 }
     }
 
     pub(super) fn len(&self) -> usize {
-        self.map.len()
+        self.inner.len()
     }
 
     /// The sum of the held values' weights.
@@ -53,47 +39,10 @@ impl<V: Default + Weighed> Lru<V> {
         self.weight
     }
 
-    fn node(&self, i: u32) -> &Node<V> {
-        &self.nodes[i as usize]
-    }
-
-    fn node_mut(&mut self, i: u32) -> &mut Node<V> {
-        &mut self.nodes[i as usize]
-    }
-
-    fn unlink(&mut self, i: u32) {
-        let (prev, next) = {
-            let n = self.node(i);
-            (n.prev, n.next)
-        };
-        match prev {
-            NIL => self.head = next,
-            p => self.node_mut(p).next = next,
-        }
-        match next {
-            NIL => self.tail = prev,
-            n => self.node_mut(n).prev = prev,
-        }
-    }
-
-    fn push_front(&mut self, i: u32) {
-        let old = self.head;
-        {
-            let n = self.node_mut(i);
-            n.prev = NIL;
-            n.next = old;
-        }
-        match old {
-            NIL => self.tail = i,
-            o => self.node_mut(o).prev = i,
-        }
-        self.head = i;
-    }
-
     /// Changes the value for `key` (marked as most recently used) with `f`,
     /// keeping the weight right.
     pub(super) fn modify<R>(&mut self, key: &DomainName, f: impl FnOnce(&mut V) -> R) -> Option<R> {
-        let value = self.get_mut(key)?;
+        let value = self.inner.get_mut(key)?;
         let before = value.weight();
         let result = f(value);
         let after = value.weight();
@@ -104,55 +53,33 @@ impl<V: Default + Weighed> Lru<V> {
     /// The value for `key`, marked as most recently used. The change made
     /// through it must not change its weight (use [`modify`](Self::modify)).
     pub(super) fn get_mut(&mut self, key: &DomainName) -> Option<&mut V> {
-        let i = *self.map.get(key)?;
-        if self.head != i {
-            self.unlink(i);
-            self.push_front(i);
-        }
-        Some(&mut self.node_mut(i).value)
+        self.inner.get_mut(key)
     }
 
     /// The value for `key`, leaving the order alone.
     pub(super) fn peek(&self, key: &DomainName) -> Option<&V> {
-        self.map.get(key).map(|&i| &self.node(i).value)
+        self.inner.peek(key)
     }
 
     /// Inserts (or replaces) `key` as most recently used.
-    pub(super) fn insert(&mut self, key: DomainName, value: V) -> &mut V {
+    pub(super) fn insert(&mut self, key: DomainName, value: V) {
         self.weight += value.weight();
-        let i = match self.map.get(&key) {
-            Some(&i) => {
-                self.unlink(i);
-                let old = std::mem::replace(&mut self.node_mut(i).value, value);
-                self.weight -= old.weight();
-                i
-            }
-            None => {
-                let node = Node { key: key.clone(), value, prev: NIL, next: NIL };
-                let i = match self.free.pop() {
-                    Some(i) => {
-                        self.nodes[i as usize] = node;
-                        i
-                    }
-                    None => {
-                        // A shard holds far fewer than 2^32 - 1 entries.
-                        self.nodes.push(node);
-                        (self.nodes.len() - 1) as u32
-                    }
-                };
-                self.map.insert(key, i);
-                i
-            }
-        };
-        self.push_front(i);
-        &mut self.node_mut(i).value
+        if let Some(old) = self.inner.put(key, value) {
+            self.weight -= old.weight();
+        }
+    }
+
+    /// The value for `key` (most recently used), inserted as the default
+    /// when absent. The change made through it must not change its weight.
+    pub(super) fn get_or_default(&mut self, key: &DomainName) -> &mut V {
+        if !self.inner.contains(key) {
+            self.weight += V::default().weight();
+        }
+        self.inner.get_or_insert_mut(key.clone(), V::default)
     }
 
     pub(super) fn remove(&mut self, key: &DomainName) -> Option<V> {
-        let i = self.map.remove(key)?;
-        self.unlink(i);
-        self.free.push(i);
-        let value = std::mem::take(&mut self.node_mut(i).value);
+        let value = self.inner.pop(key)?;
         self.weight -= value.weight();
         Some(value)
     }
@@ -174,32 +101,31 @@ impl<V: Default + Weighed> Lru<V> {
         keep_head: bool,
         evictable: impl Fn(&V) -> bool,
     ) -> usize {
-        let mut evicted = 0;
-        let mut cursor = self.tail;
-        let stop = if keep_head { self.head } else { NIL };
-        while (self.map.len() > capacity || self.weight > budget) && cursor != NIL && cursor != stop {
-            let (prev, can) = {
-                let n = self.node(cursor);
-                (n.prev, evictable(&n.value))
-            };
-            if can {
-                let key = self.node(cursor).key.clone();
-                self.remove(&key);
-                evicted += 1;
-            }
-            cursor = prev;
+        let (mut len, mut weight) = (self.inner.len(), self.weight);
+        if len <= capacity && weight <= budget {
+            return 0;
         }
-        evicted
+        let skip_head = usize::from(keep_head);
+        let mut doomed = Vec::new();
+        for (key, value) in self.inner.iter().rev().take(len.saturating_sub(skip_head)) {
+            if len <= capacity && weight <= budget {
+                break;
+            }
+            if evictable(value) {
+                len -= 1;
+                weight -= value.weight();
+                doomed.push(key.clone());
+            }
+        }
+        for key in &doomed {
+            self.remove(key);
+        }
+        doomed.len()
     }
 
     /// Entries from most to least recently used.
     pub(super) fn iter(&self) -> impl Iterator<Item = (&DomainName, &V)> {
-        let mut cursor = self.head;
-        std::iter::from_fn(move || {
-            let n = self.nodes.get(cursor as usize)?;
-            cursor = n.next;
-            Some((&n.key, &n.value))
-        })
+        self.inner.iter()
     }
 }
 

@@ -464,10 +464,7 @@ impl Shard {
     /// Starts the back-off of `failed.id` for `domain`, keeping at most
     /// [`MAX_BACKOFFS`] ids per domain and `capacity` domains.
     fn note_failure(&mut self, domain: &DomainName, failed: Failed, now: u64, capacity: usize) {
-        let list = match self.failures.get_mut(domain) {
-            Some(list) => list,
-            None => self.failures.insert(domain.clone(), Vec::new()),
-        };
+        let list = self.failures.get_or_default(domain);
         list.retain(|f| f.id != failed.id && now < f.until);
         list.push(failed);
         if list.len() > MAX_BACKOFFS {

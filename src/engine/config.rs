@@ -461,18 +461,15 @@ fn apply(p: &mut Profile, settings: &[(String, String)], mut problem: impl FnMut
     }
 }
 
-/// `90s`, `30m`, `12h`, `5d`, or plain seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (digits, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
-    let n: u64 = digits.parse().map_err(|_| format!("invalid duration {s:?} (expected e.g. 90s, 30m, 12h, 5d)"))?;
-    let scale = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        _ => return Err(format!("invalid duration {s:?} (expected e.g. 90s, 30m, 12h, 5d)")),
-    };
-    n.checked_mul(scale).map(Duration::from_secs).ok_or_else(|| format!("duration {s:?} is too large"))
+/// A duration as configuration files write it: `90s`, `30m`, `12h`, `5d`,
+/// `1h 30m` (humantime's units), or plain seconds (`300`). The one parser
+/// of the crate and its programs.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse::<u64>().map(Duration::from_secs).map_err(|_| format!("duration {s:?} is too large"));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e} (expected e.g. 90s, 30m, 12h, 5d)"))
 }
 
 /// The closest entry for `domain`: exact, then the nearest `.parent`.

@@ -36,7 +36,7 @@ mod verdict;
 
 pub use config::{
     ConfigErrors, ConfigProblem, DaneSupport, Destination, DestinationControls, Loaded, Options, Profile, StsSupport,
-    TlsSupport, UnknownKeyword, Validation,
+    TlsSupport, UnknownKeyword, Validation, parse_duration,
 };
 pub use plan::{
     Authentication, Basis, DnssecStatus, DomainFacts, HostPlan, MxFacts, OnAuthFailure, Plan, Requirement, SkipReason,
