@@ -214,11 +214,23 @@
 //! - One hash implementation: ring's SHA-256 and SHA-512. rustls-webpki
 //!   (which the DANE-TA path validation needs) and rustls already bring
 //!   ring, so a second implementation (`sha2`) would only add code.
-//! - A small strict DER reader of the crate's own extracts what DANE needs
-//!   and rustls-webpki does not expose — the SubjectPublicKeyInfo of any
-//!   certificate including v1, and an anchor's basicConstraints and dates —
-//!   so the core does not need a full X.509 parser. It checks every length
-//!   against what remains and is fuzzed (`fuzz/`, target `verify_chain`).
+//! - Certificates are read with `x509-parser` for what DANE needs and
+//!   rustls-webpki does not expose — the SubjectPublicKeyInfo of any
+//!   certificate including v1, an anchor's basicConstraints and dates, the
+//!   subject CN and whether a DNS SAN is present. Where x509-parser alone
+//!   is more lenient, the crate is stricter, and says so: the whole
+//!   certificate must be well-formed DER (every TLV definite with a minimal
+//!   length, SEQUENCE and SET constructed and every other universal type
+//!   primitive, nothing after the certificate), the issuer and subject
+//!   Names must be read whole (x509-parser stops at the first RDN that does
+//!   not parse and keeps the rest unread), and an SPKI's outer SEQUENCE,
+//!   AlgorithmIdentifier and key BIT STRING must carry their universal
+//!   tags. A differential fuzz run against the former hand-written reader
+//!   (issue `libraries:`) found one leniency left as it is: x509-parser
+//!   reads an attribute type or extension id whatever the tag of its
+//!   OBJECT IDENTIFIER; the certificates DANE reads are matched by hash
+//!   from the domain's own TLSA records, so this lets no one else in.
+//!   Fuzzed by the `verify_chain` target.
 //! - The time is an argument (`UnixTime`), never read from the clock.
 //!
 //! # The policy cache (RFC 8461 §3.3, §5.1, §10)
@@ -612,8 +624,7 @@
 //!   go to [`dane::verify_chain`](crate::dane::verify_chain) with rustls's
 //!   clock.
 //! - **Handshake signatures**: always verified, with the public key read
-//!   from the presented certificate by the crate's DER reader (any X.509
-//!   version), trying the algorithms rustls maps the signature scheme to
+//!   from the presented certificate (x509-parser; any X.509 version), trying the algorithms rustls maps the signature scheme to
 //!   (one in TLS 1.3, where PKCS#1 v1.5 schemes are refused). rustls's own
 //!   helpers would refuse a v1 certificate, which DANE-EE allows.
 //! - **SNI**: the TLSA base domain under DANE (RFC 7672 §8.1), the MX host

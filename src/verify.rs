@@ -44,7 +44,7 @@ use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, Uni
 use rustls::{CertificateError, DigitallySignedStruct, Error, PeerMisbehaved, RootCertStore, SignatureScheme};
 
 use crate::dane::verify_chain;
-use crate::dane::x509::parse_certificate;
+use crate::dane::x509::{parse_certificate, spki_of};
 use crate::engine::{
     Attempt, AuthOutcome, Authentication, CertFailure, HostPlan, OnAuthFailure, Requirement, TestingCheck, TlsVersion,
 };
@@ -394,7 +394,7 @@ fn verify_signature(
     if tls13 && !tls13_scheme {
         return Err(PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme.into());
     }
-    let spki = parse_certificate(cert).ok_or(Error::InvalidCertificate(CertificateError::BadEncoding))?.spki;
+    let spki = spki_of(cert).ok_or(Error::InvalidCertificate(CertificateError::BadEncoding))?;
     let spki = SubjectPublicKeyInfoDer::from(spki);
     let key = webpki::RawPublicKeyEntity::try_from(&spki)
         .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;

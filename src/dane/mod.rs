@@ -22,26 +22,9 @@
 //! assert_eq!(outcome.matched().unwrap().depth, 0);
 //! ```
 
-pub(crate) mod der;
 mod record;
 mod verify;
 pub(crate) mod x509;
 
 pub use record::{CertUsage, MatchingType, Selector, TlsaRecord, Unusable};
 pub use verify::{DaneFailure, DaneMatch, DaneOutcome, PathProblem, verify_chain};
-
-/// For the differential fuzz target only (fuzz/fuzz_targets/x509_differential.rs):
-/// where the hand-written DER reader and `x509-parser` disagree on `der`,
-/// what each read. Not part of the API.
-#[doc(hidden)]
-pub fn __x509_disagreement(der: &[u8]) -> Option<String> {
-    let old = der::parse_certificate(der).map(|c| {
-        (c.spki, c.version, c.not_before, c.not_after, c.self_issued, c.basic_constraints, c.subject_cn, c.dns_san)
-    });
-    let new = x509::parse_certificate(der).map(|c| {
-        (c.spki, c.version, c.not_before, c.not_after, c.self_issued, c.basic_constraints, c.subject_cn, c.dns_san)
-    });
-    let spki = (der::check_spki(der).is_some(), x509::check_spki(der).is_some());
-    (old != new || spki.0 != spki.1)
-        .then(|| format!("hand-written: {old:?} {}\nx509-parser:  {new:?} {}", spki.0, spki.1))
-}

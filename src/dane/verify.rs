@@ -247,7 +247,9 @@ fn verify(
     if usable.is_empty() {
         return Err(DaneFailure::NoUsableRecords { count: records.len() });
     }
-    let leaf = der::parse_certificate(leaf_der).ok_or(DaneFailure::MalformedCertificate { index: 0 })?;
+    // DANE-EE needs only the key (RFC 7671 §5.1); the TA path has webpki
+    // read the whole server certificate.
+    let leaf_spki = der::spki_of(leaf_der).ok_or(DaneFailure::MalformedCertificate { index: 0 })?;
     let found = |index: usize, depth, chain_index, name| DaneMatch {
         record_index: index,
         record: records[index].clone(),
@@ -258,7 +260,7 @@ fn verify(
 
     // DANE-EE(3): the server certificate alone (RFC 7672 §3.1.1).
     let mut ee = usable.iter().filter(|&&i| records[i].usage() == CertUsage::DaneEe);
-    if let Some(&index) = ee.find(|&&i| matches(&records[i], leaf_der, &leaf)) {
+    if let Some(&index) = ee.find(|&&i| matches(&records[i], leaf_der, leaf_spki)) {
         return Ok(found(index, 0, Some(0), None));
     }
 
@@ -273,7 +275,7 @@ fn verify(
         let Some(cert) = der::parse_certificate(cert_der) else {
             continue;
         };
-        if let Some(&index) = ta.iter().find(|&&i| matches(&records[i], cert_der, &cert)) {
+        if let Some(&index) = ta.iter().find(|&&i| matches(&records[i], cert_der, cert.spki)) {
             anchors.push(Anchor { der: cert_der, cert, record_index: index, chain_index: Some(chain_index) });
         }
     }
@@ -338,10 +340,10 @@ fn strongest(records: &[TlsaRecord]) -> Vec<usize> {
 }
 
 /// Whether `record` matches the certificate `cert_der` (RFC 6698 §2.1).
-fn matches(record: &TlsaRecord, cert_der: &[u8], cert: &Certificate<'_>) -> bool {
+fn matches(record: &TlsaRecord, cert_der: &[u8], spki: &[u8]) -> bool {
     let selected = match record.selector() {
         Selector::Full => cert_der,
-        Selector::Spki => cert.spki,
+        Selector::Spki => spki,
         _ => return false,
     };
     match record.matching_type() {

@@ -6,14 +6,18 @@
 //!
 //! Stricter than `x509-parser` alone where the crate documents it: DER
 //! only (x509-parser reads DER; BER's indefinite lengths are refused), no
-//! data after the certificate, no extensions before v3, a known extension
-//! that appears twice or does not parse makes the certificate malformed
-//! (RFC 5280 §4.2: "A certificate MUST NOT include more than one instance
-//! of a particular extension").
+//! data after the certificate, no extensions before v3; a basicConstraints
+//! or subjectAltName extension that appears twice or does not parse whole
+//! makes the certificate malformed (RFC 5280 §4.2: "A certificate MUST NOT
+//! include more than one instance of a particular extension"). Other
+//! extensions are not parsed (nothing here reads them).
 
 use x509_parser::asn1_rs::{Class, Header, Length, Tag};
-use x509_parser::certificate::X509Certificate;
-use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::certificate::{TbsCertificate, X509CertificateParser};
+use x509_parser::der_parser::Oid;
+use x509_parser::extensions::{BasicConstraints, GeneralName, SubjectAlternativeName};
+use x509_parser::nom::Parser;
+use x509_parser::oid_registry::{OID_X509_EXT_BASIC_CONSTRAINTS, OID_X509_EXT_SUBJECT_ALT_NAME};
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::{SubjectPublicKeyInfo, X509Version};
 
@@ -44,7 +48,8 @@ pub(crate) struct Certificate<'a> {
 /// Parses a DER certificate. `None` when it is not one.
 pub(crate) fn parse_certificate(der: &[u8]) -> Option<Certificate<'_>> {
     well_formed(der, 0)?;
-    let (rest, cert) = X509Certificate::from_der(der).ok()?;
+    // Extensions are parsed here only where read (two of them), not all.
+    let (rest, cert) = X509CertificateParser::new().with_deep_parse_extensions(false).parse(der).ok()?;
     if !rest.is_empty() {
         return None;
     }
@@ -61,19 +66,20 @@ pub(crate) fn parse_certificate(der: &[u8]) -> Option<Certificate<'_>> {
     check_spki(tbs.subject_pki.raw)?;
     whole_name(tbs.issuer.as_raw())?;
     whole_name(tbs.subject.as_raw())?;
-    let basic_constraints = match tbs.basic_constraints() {
-        Ok(Some(bc)) => Some((bc.value.ca, bc.value.path_len_constraint.map(u64::from))),
-        Ok(None) => None,
-        Err(_) => return None,
+    let basic_constraints = match extension(tbs, &OID_X509_EXT_BASIC_CONSTRAINTS)? {
+        Some(value) => {
+            let bc = whole(BasicConstraints::from_der(value))?;
+            Some((bc.ca, bc.path_len_constraint.map(u64::from)))
+        }
+        None => None,
     };
-    let dns_san = match tbs.subject_alternative_name() {
-        Ok(Some(san)) => san.value.general_names.iter().any(|n| matches!(n, GeneralName::DNSName(_))),
-        Ok(None) => false,
-        Err(_) => return None,
+    let dns_san = match extension(tbs, &OID_X509_EXT_SUBJECT_ALT_NAME)? {
+        Some(value) => {
+            let san = whole(SubjectAlternativeName::from_der(value))?;
+            san.general_names.iter().any(|n| matches!(n, GeneralName::DNSName(_)))
+        }
+        None => false,
     };
-    if tbs.extensions().iter().any(|e| matches!(e.parsed_extension(), ParsedExtension::ParseError { .. })) {
-        return None;
-    }
     let subject_cn = tbs
         .subject
         .iter_common_name()
@@ -99,14 +105,69 @@ pub(crate) fn parse_certificate(der: &[u8]) -> Option<Certificate<'_>> {
     })
 }
 
+/// The SubjectPublicKeyInfo TLV of a well-formed certificate, without
+/// reading its other fields: what DANE-EE(3) with selector 1 and the
+/// handshake signature need (RFC 7671 §5.1: for DANE-EE the certificate's
+/// other fields are ignored), at a fraction of a full parse's cost. What
+/// is read is strict DER: the certificate is one SEQUENCE with nothing
+/// after it, its TBSCertificate begins with the fields RFC 5280 §4.1 puts
+/// before the key — `[0]` version (optional), serial INTEGER, then four
+/// SEQUENCEs — each with a definite minimal length, and the key is checked
+/// as [`check_spki`] does; the fields after the key are not read.
+pub(crate) fn spki_of(der: &[u8]) -> Option<&[u8]> {
+    let (content, outer) = Header::from_der(der).ok()?;
+    let len = outer.length().definite().ok()?;
+    if outer.tag() != Tag::Sequence || content.len() != len {
+        return None;
+    }
+    let (tbs_content, tbs) = Header::from_der(content).ok()?;
+    if tbs.tag() != Tag::Sequence {
+        return None;
+    }
+    let mut fields = tbs_content.get(..tbs.length().definite().ok()?)?;
+    let mut expect = |class: Class, tag: Tag, optional: bool| -> Option<Option<&[u8]>> {
+        let (value, header) = Header::from_der(fields).ok()?;
+        if header.class() != class || header.tag() != tag {
+            return if optional { Some(None) } else { None };
+        }
+        let end = fields.len() - value.len() + header.length().definite().ok()?;
+        let (tlv, rest) = fields.split_at(end);
+        fields = rest;
+        Some(Some(tlv))
+    };
+    expect(Class::ContextSpecific, Tag(0), true)?;
+    expect(Class::Universal, Tag::Integer, false)??;
+    for _ in 0..4 {
+        expect(Class::Universal, Tag::Sequence, false)??;
+    }
+    let spki = expect(Class::Universal, Tag::Sequence, false)??;
+    check_spki(spki)?;
+    Some(spki)
+}
+
+/// The value of the extension `oid`: `Some(None)` when absent, `None` when
+/// it appears twice (RFC 5280 §4.2).
+fn extension<'a>(tbs: &TbsCertificate<'a>, oid: &Oid<'_>) -> Option<Option<&'a [u8]>> {
+    let mut found = tbs.extensions().iter().filter(|e| e.oid == *oid);
+    let first = found.next().map(|e| e.value);
+    found.next().is_none().then_some(first)
+}
+
+/// A parse that used its whole input.
+fn whole<T, E>(parsed: Result<(&[u8], T), E>) -> Option<T> {
+    parsed.ok().filter(|(rest, _)| rest.is_empty()).map(|(_, value)| value)
+}
+
 /// The deepest nesting of a certificate's TLVs read (real ones go to 8).
 const MAX_DEPTH: usize = 32;
 
 /// `input` is a sequence of whole DER TLVs (definite, minimal lengths, as
-/// asn1-rs's DER header reader requires) whose constructed values are the
+/// asn1-rs's DER header reader requires; SEQUENCE and SET constructed,
+/// other universal types primitive) whose constructed values are the
 /// same, down to primitive values: x509-parser stops at the first part of
-/// a list that does not parse and keeps what it read, so a certificate is
-/// first checked to be well-formed as a whole.
+/// a list that does not parse and keeps what it read, and reads a
+/// primitive-encoded SEQUENCE, so a certificate is first checked to be
+/// well-formed as a whole.
 fn well_formed(mut input: &[u8], depth: usize) -> Option<()> {
     if depth > MAX_DEPTH {
         return None;
@@ -115,6 +176,13 @@ fn well_formed(mut input: &[u8], depth: usize) -> Option<()> {
         let (rest, header) = Header::from_der(input).ok()?;
         let Length::Definite(len) = header.length() else { return None };
         let (value, after) = (rest.get(..len)?, rest.get(len..)?);
+        // X.690 §10.2 (DER): SEQUENCE and SET are constructed, every other
+        // universal type (strings included) primitive.
+        if header.class() == Class::Universal
+            && header.is_constructed() != matches!(header.tag(), Tag::Sequence | Tag::Set)
+        {
+            return None;
+        }
         if header.is_constructed() {
             well_formed(value, depth + 1)?;
         }
@@ -164,6 +232,10 @@ mod tests {
         assert_eq!(c.subject_cn, Some(&b"mx.example.com"[..]));
         assert!(c.self_issued && c.not_before < c.not_after);
         assert!(check_spki(c.spki).is_some());
+        for der in [EC_SAN, V1, CA] {
+            assert_eq!(spki_of(der), parse_certificate(der).map(|c| c.spki));
+        }
+        assert_eq!(spki_of(&EC_SAN[..EC_SAN.len() - 1]), None);
         // X.509 v1 (DANE-EE): no extensions, still read.
         let v1 = parse_certificate(V1).unwrap();
         assert_eq!((v1.version, v1.dns_san, v1.basic_constraints), (1, false, None));
@@ -192,6 +264,9 @@ mod tests {
         wrong[key_at] = 0x83;
         assert!(check_spki(&spki).is_some());
         assert!(check_spki(&wrong).is_none(), "a [3] where the BIT STRING must be");
+        let mut primitive = spki.clone();
+        primitive[0] = 0x10;
+        assert!(check_spki(&primitive).is_none(), "a primitive SEQUENCE");
         // A subject whose RDNs do not all parse.
         let subject = EC_SAN.windows(5).position(|w| w == [0x31, 0x17, 0x30, 0x15, 0x06]).unwrap();
         let mut broken = EC_SAN.to_vec();
