@@ -130,8 +130,11 @@ pub(crate) fn spki_of(der: &[u8]) -> Option<&[u8]> {
         if header.class() != class || header.tag() != tag {
             return if optional { Some(None) } else { None };
         }
-        let end = fields.len() - value.len() + header.length().definite().ok()?;
-        let (tlv, rest) = fields.split_at(end);
+        let len = header.length().definite().ok()?;
+        if len > value.len() {
+            return None; // longer than what is left
+        }
+        let (tlv, rest) = fields.split_at(fields.len() - value.len() + len);
         fields = rest;
         Some(Some(tlv))
     };
@@ -236,6 +239,14 @@ mod tests {
             assert_eq!(spki_of(der), parse_certificate(der).map(|c| c.spki));
         }
         assert_eq!(spki_of(&EC_SAN[..EC_SAN.len() - 1]), None);
+        // A field whose length runs past the TBSCertificate (found by the
+        // verify_chain fuzz target: this panicked).
+        let serial = EC_SAN.windows(3).position(|w| w == [0xa0, 0x03, 0x02]).unwrap() + 5;
+        assert_eq!(EC_SAN[serial], 0x02, "the serial INTEGER");
+        let mut long = EC_SAN.to_vec();
+        long[serial + 1] = 0x82; // the next two bytes make a length of 394
+        assert_eq!(spki_of(&long), None);
+        assert!(parse_certificate(&long).is_none());
         // X.509 v1 (DANE-EE): no extensions, still read.
         let v1 = parse_certificate(V1).unwrap();
         assert_eq!((v1.version, v1.dns_san, v1.basic_constraints), (1, false, None));
