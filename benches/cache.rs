@@ -125,7 +125,7 @@ fn hit_spread(bencher: Bencher, n: usize) {
 }
 
 /// Two threads hitting the same domain (one shard) at once.
-#[divan::bench(threads = [1, 2])]
+#[divan::bench(threads = [1, 2], sample_size = 1000)]
 fn contention_same_domain(bencher: Bencher) {
     let (cache, names) = world(1_000);
     let d = &names[0];
@@ -133,7 +133,7 @@ fn contention_same_domain(bencher: Bencher) {
 }
 
 /// Two threads hitting different domains.
-#[divan::bench(threads = [1, 2])]
+#[divan::bench(threads = [1, 2], sample_size = 1000)]
 fn contention_spread(bencher: Bencher) {
     thread_local!(static NEXT: Cell<usize> = const { Cell::new(0) });
     let (cache, names) = world(1_000);

@@ -144,7 +144,7 @@ pub(crate) fn spki_of(der: &[u8]) -> Option<&[u8]> {
         expect(Class::Universal, Tag::Sequence, false)??;
     }
     let spki = expect(Class::Universal, Tag::Sequence, false)??;
-    check_spki(spki)?;
+    spki_shape(spki)?;
     Some(spki)
 }
 
@@ -207,13 +207,24 @@ fn whole_name(raw: &[u8]) -> Option<()> {
 pub(crate) fn check_spki(spki: &[u8]) -> Option<()> {
     well_formed(spki, 0)?;
     let (rest, _) = SubjectPublicKeyInfo::from_der(spki).ok()?;
-    // x509-parser reads the key's BIT STRING whatever its tag's class.
+    if !rest.is_empty() {
+        return None;
+    }
+    spki_shape(spki)
+}
+
+/// `SEQUENCE { SEQUENCE, BIT STRING … }` with universal tags (x509-parser
+/// reads the key's BIT STRING whatever its tag's class), nothing after.
+/// All the DANE-EE path needs of the key's structure: its bytes are hashed
+/// against the TLSA record, and the handshake signature parses the key.
+fn spki_shape(spki: &[u8]) -> Option<()> {
     let (inner, outer) = Header::from_der(spki).ok()?;
     let (after_algorithm, algorithm) = Header::from_der(inner).ok()?;
     let key = after_algorithm.get(algorithm.length().definite().ok()?..)?;
     let (_, key) = Header::from_der(key).ok()?;
     let universal = |h: &Header<'_>, tag| h.class() == Class::Universal && h.tag() == tag;
-    (rest.is_empty()
+    let whole = inner.len() == outer.length().definite().ok()?;
+    (whole
         && universal(&outer, Tag::Sequence)
         && universal(&algorithm, Tag::Sequence)
         && universal(&key, Tag::BitString))
