@@ -272,10 +272,13 @@ fn verify(
         if cert_der.as_ref() == leaf_der.as_ref() || anchors.iter().any(|a| a.der == cert_der.as_ref()) {
             continue; // never the server certificate; each anchor once
         }
-        let Some(cert) = der::parse_certificate(cert_der) else {
+        // Matched by the key alone; only an anchor is read whole.
+        let Some(spki) = der::spki_of(cert_der) else {
             continue;
         };
-        if let Some(&index) = ta.iter().find(|&&i| matches(&records[i], cert_der, cert.spki)) {
+        if let Some(&index) = ta.iter().find(|&&i| matches(&records[i], cert_der, spki))
+            && let Some(cert) = der::parse_certificate(cert_der)
+        {
             anchors.push(Anchor { der: cert_der, cert, record_index: index, chain_index: Some(chain_index) });
         }
     }
