@@ -202,7 +202,7 @@ impl TlsSetup {
 fn after_check(checked: Option<&AuthOutcome>) -> String {
     match checked {
         Some(AuthOutcome::WebPki(Ok(name))) => format!(" (after the certificate was verified for {name})"),
-        Some(AuthOutcome::WebPki(Err(failure))) => format!(" (the certificate check had failed: {failure:?})"),
+        Some(AuthOutcome::WebPki(Err(failure))) => format!(" (the certificate check had failed: {failure})"),
         Some(AuthOutcome::Dane(o)) if o.is_authenticated() => " (after DANE authenticated the certificate)".into(),
         Some(AuthOutcome::Dane(o)) => {
             format!(" (DANE had failed: {})", o.failure().map(ToString::to_string).unwrap_or_default())

@@ -315,7 +315,11 @@ fn tls_below_1_2_fails_sts_and_dane() {
         c.plan(&facts([TlsaFacts::Secure(usable_tlsa()), TlsaFacts::SecureNone], sts("enforce", &["*.example.com"])));
     let old = Attempt::tls(TlsVersion::Tls11, AuthOutcome::WebPki(Ok("x".into())));
     for host in &plan.hosts {
-        assert!(matches!(assess(&plan, host, &old), HostResult::TryNext(_)), "{}", host.host);
+        let result = assess(&plan, host, &old);
+        assert!(matches!(result, HostResult::TryNext(_)), "{}", host.host);
+        // Operator text, not Debug: "TLS 1.1 is below the TLS 1.2 that …".
+        let HostResult::TryNext(f) = result else { unreachable!() };
+        assert!(f.reason.contains(": TLS 1.1 is below the TLS 1.2 that "), "{}", f.reason);
     }
     // Without a policy, the TLS support accepts it.
     let plain = controls(TlsSupport::Preferred, DaneSupport::None, StsSupport::Off);

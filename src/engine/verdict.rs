@@ -29,6 +29,21 @@ pub enum CertFailure {
     Other(String),
 }
 
+impl fmt::Display for CertFailure {
+    /// Operator text: "certificate expired or not yet valid".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::HostMismatch { names_connected_host: true } => {
+                f.write_str("certificate does not name the reference names (it names the connected host)")
+            }
+            Self::HostMismatch { .. } => f.write_str("certificate does not name the reference names"),
+            Self::Expired => f.write_str("certificate expired or not yet valid"),
+            Self::NotTrusted => f.write_str("certificate not signed by a trusted CA"),
+            Self::Other(e) => write!(f, "certificate check failed: {e}"),
+        }
+    }
+}
+
 impl CertFailure {
     /// The TLS-RPT result type (RFC 8460 §4.3.1).
     pub fn result_type(&self) -> ResultType {
@@ -172,9 +187,7 @@ fn testing_failure(host: &HostPlan, check: &TestingCheck, attempt: &Attempt) -> 
             let names: Vec<&str> = names.iter().map(DomainName::as_str).collect();
             let what = match cert {
                 CertFailure::HostMismatch { .. } => format!("certificate does not name {}", names.join(" or ")),
-                CertFailure::Expired => "certificate expired or not yet valid".to_owned(),
-                CertFailure::NotTrusted => "certificate not signed by a trusted CA".to_owned(),
-                CertFailure::Other(e) => format!("certificate check failed: {e}"),
+                other => other.to_string(),
             };
             Some(failure(what, cert.result_type()))
         }
@@ -226,7 +239,7 @@ fn assess_delivery(plan: &Plan, host: &HostPlan, attempt: &Attempt) -> HostResul
             if *version < r.min_version {
                 return HostResult::TryNext(failure(
                     format!(
-                        "{}: TLS version {version:?} is below the {:?} that {} requires",
+                        "{}: {version} is below the {} that {} requires",
                         host.host,
                         r.min_version,
                         basis_text(r.basis)
@@ -289,9 +302,7 @@ fn cert_reason(plan: &Plan, host: &HostPlan, names: &[DomainName], cert: &CertFa
             format!("peer cert does not match domain ({})", names.join(", "))
         }
         CertFailure::HostMismatch { .. } => format!("certificate does not name {}", names.join(" or ")),
-        CertFailure::Expired => "certificate expired or not yet valid".to_owned(),
-        CertFailure::NotTrusted => "certificate not signed by a trusted CA".to_owned(),
-        CertFailure::Other(e) => format!("certificate check failed: {e}"),
+        other => other.to_string(),
     };
     format!("{}: {what} ({})", host.host, basis_text(host.requirement.basis))
 }
