@@ -562,7 +562,8 @@
 //!   DANE unavailable, never bogus).
 //! - **Blocking and async**: a resolver owns a two-thread tokio runtime. The
 //!   blocking methods run the lookup on the calling thread and return
-//!   `InAsyncContext` instead of panicking when called from async code; the
+//!   `InAsyncContext` (temporary, logged as an error: a misuse defers mail,
+//!   never bounces it) instead of panicking when called from async code; the
 //!   `*_async` methods run on the resolver's runtime and can be awaited
 //!   from any executor. Dropping a resolver inside async code is safe.
 //!

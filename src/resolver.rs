@@ -111,6 +111,10 @@ pub enum ResolveError {
     /// The resolver could not be made.
     #[error("resolver configuration: {0}")]
     Config(String),
+    /// The resolve task ended without an answer (it panicked or its
+    /// runtime shut down); temporary: the mail waits.
+    #[error("the resolve task ended without an answer: {0}; retry later")]
+    TaskEnded(String),
 }
 
 impl ResolveError {
@@ -118,6 +122,7 @@ impl ResolveError {
     pub fn is_temporary(&self) -> bool {
         match self {
             Self::Dns(e) | Self::Mx { error: e, .. } => e.is_temporary(),
+            Self::TaskEnded(_) => true,
             Self::Domain(_) | Self::Config(_) => false,
         }
     }
@@ -126,7 +131,7 @@ impl ResolveError {
     pub fn dns_error(&self) -> Option<&DnsError> {
         match self {
             Self::Dns(e) | Self::Mx { error: e, .. } => Some(e),
-            Self::Domain(_) | Self::Config(_) => None,
+            Self::Domain(_) | Self::Config(_) | Self::TaskEnded(_) => None,
         }
     }
 
@@ -250,7 +255,7 @@ impl PolicyResolver {
         let domain = DomainName::parse(domain)?;
         let this = self.clone();
         let task = self.inner.dns.runtime().spawn(async move { this.gather(domain).await });
-        task.await.map_err(|e| ResolveError::Config(format!("the resolve task ended: {e}")))?
+        task.await.map_err(|e| ResolveError::TaskEnded(e.to_string()))?
     }
 
     /// The MTA-STS discovery alone for `domain` (the TXT record, then the

@@ -309,6 +309,8 @@ fn async_lookups_run_from_any_runtime_and_blocking_ones_refuse_async_code() {
         let err = dns.txt("_mta-sts.split.signed").unwrap_err();
         assert_eq!(err.kind(), &DnsErrorKind::InAsyncContext);
         assert!(err.to_string().contains("use the *_async method"), "{err}");
+        // A misuse defers mail ("defer if temporary, else bounce"), never bounces it.
+        assert!(err.is_temporary());
     });
     // The resolver can be dropped inside async code without a panic.
     rt.block_on(async move { drop(dns) });

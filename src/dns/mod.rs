@@ -37,7 +37,8 @@
 //! The lookups are async (tokio). A [`DnsResolver`] owns a small tokio runtime (two
 //! worker threads) that runs its lookups: the plain methods block the
 //! calling thread and must not be called from async code (they return
-//! [`DnsErrorKind::InAsyncContext`] there instead of panicking); the
+//! [`DnsErrorKind::InAsyncContext`] there instead of panicking, a
+//! temporary error so that the mail is deferred, never bounced); the
 //! `*_async` methods run the lookup on that runtime and can be awaited from
 //! any executor.
 
@@ -259,14 +260,16 @@ impl DnsError {
 
     /// Whether asking again later may succeed: true for timeouts, server
     /// failures, bogus and malformed answers (an MX RRset of names that
-    /// cannot be hosts may be forged: mail waits rather than bounces) and
-    /// network errors; false for a domain that does not exist, a null MX
-    /// and configuration.
+    /// cannot be hosts may be forged: mail waits rather than bounces),
+    /// network errors and a blocking call made from async code (a misuse
+    /// must defer mail, never bounce it; it is also logged as an error);
+    /// false for a domain that does not exist, a null MX and configuration.
     pub fn is_temporary(&self) -> bool {
         matches!(
             self.kind,
             DnsErrorKind::Timeout
                 | DnsErrorKind::Malformed(_)
+                | DnsErrorKind::InAsyncContext
                 | DnsErrorKind::ServerFailure
                 | DnsErrorKind::Refused
                 | DnsErrorKind::ResponseCode(_)
@@ -478,7 +481,9 @@ impl DnsResolver {
         f: impl Future<Output = Result<T, DnsError>>,
     ) -> Result<T, DnsError> {
         if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(DnsError::new(DnsErrorKind::InAsyncContext, name, rtype));
+            let error = DnsError::new(DnsErrorKind::InAsyncContext, name, rtype);
+            tracing::error!("{error} (the mail is deferred, not bounced: fix the caller)");
+            return Err(error);
         }
         self.runtime().block_on(f)
     }
