@@ -478,6 +478,9 @@ fn serve(shared: &Shared, mut stream: impl Connection) {
     let mut chunk = [0u8; 4096];
     // When the first byte of the request in `buf` arrived.
     let mut started: Option<Instant> = None;
+    // The socket's read timeout now (set only when it changes: one system
+    // call less per query on the idle path).
+    let mut current: Option<Duration> = None;
     loop {
         // Answer every complete request in the buffer.
         loop {
@@ -511,8 +514,11 @@ fn serve(shared: &Shared, mut stream: impl Connection) {
                 }
             },
         };
-        if stream.read_timeout(timeout).is_err() {
-            return;
+        if current != Some(timeout) {
+            if stream.read_timeout(timeout).is_err() {
+                return;
+            }
+            current = Some(timeout);
         }
         match stream.read(&mut chunk) {
             Ok(0) | Err(_) => return,
