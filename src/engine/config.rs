@@ -189,6 +189,12 @@ pub struct Options {
 }
 
 impl Options {
+    /// Whether a policy of `mode` is enforced (RFC 8461 §5): `enforce`,
+    /// and `testing` under [`testing_as_enforce`](Self::testing_as_enforce).
+    pub fn enforces(&self, mode: crate::sts::Mode) -> bool {
+        mode == crate::sts::Mode::Enforce || (mode == crate::sts::Mode::Testing && self.testing_as_enforce)
+    }
+
     /// Sets [`testing_as_enforce`](Self::testing_as_enforce).
     pub fn testing_as_enforce(mut self, on: bool) -> Self {
         self.testing_as_enforce = on;

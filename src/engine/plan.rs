@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::config::{DaneSupport, DestinationControls, Profile, StsSupport, TlsSupport};
+use super::config::{DaneSupport, DestinationControls, Options, Profile, StsSupport, TlsSupport};
 use crate::cache::{Decision, FetchFailure};
 use crate::dane::TlsaRecord;
 use crate::name::DomainName;
@@ -377,7 +377,7 @@ impl DestinationControls {
             requirement.basis = Basis::Route;
             if options.route_policy_domain
                 && let Some((id, policy)) = &sts_policy
-                && let Some(sts) = sts_requirement(policy, route, options.testing_as_enforce, &requirement)
+                && let Some(sts) = sts_requirement(policy, route, &options, &requirement)
             {
                 plan.sts = Some((*id, Arc::clone(policy)));
                 match sts {
@@ -445,7 +445,7 @@ impl DestinationControls {
             };
             let mut requirement = tls_support(&profile, &facts.domain, &mx.host, None);
             if let Some((id, policy)) = &sts_policy {
-                match sts_requirement(policy, &mx.host, options.testing_as_enforce, &requirement) {
+                match sts_requirement(policy, &mx.host, &options, &requirement) {
                     Some(Some(r)) => {
                         plan.sts = Some((*id, Arc::clone(policy)));
                         requirement = r;
@@ -525,13 +525,12 @@ fn tls_support(profile: &Profile, domain: &DomainName, host: &DomainName, route:
 fn sts_requirement(
     policy: &Policy,
     host: &DomainName,
-    testing_as_enforce: bool,
+    options: &Options,
     base: &Requirement,
 ) -> Option<Option<Requirement>> {
     let webpki = Authentication::WebPki { names: vec![host.clone()], cn_fallback: Vec::new() };
     match policy.mode() {
-        Mode::Enforce => Some(enforce(policy, host, webpki)),
-        Mode::Testing if testing_as_enforce => Some(enforce(policy, host, webpki)),
+        mode if options.enforces(mode) => Some(enforce(policy, host, webpki)),
         Mode::Testing => {
             // Deliver under the TLS support; check (and report) what enforce
             // would: the host listed, the certificate valid for the host.

@@ -56,9 +56,9 @@ pub mod server;
 
 use std::fmt;
 
-use crate::engine::{Authentication, Basis, DaneSupport, Plan, StsFacts};
+use crate::engine::{Authentication, Basis, DaneSupport, Options, Plan, StsFacts};
 use crate::name::DomainName;
-use crate::sts::{Mode, Policy};
+use crate::sts::Policy;
 
 /// The longest request accepted (name, space, key): a domain name is at
 /// most 253 octets.
@@ -237,20 +237,16 @@ pub fn policy_reply(plan: &Plan, sts: &StsFacts, options: ZoneOptions) -> Reply 
 /// answered as [`policy_reply`] would (`secure match=…`; Postfix does its
 /// own MX lookup and the certificate must still match the policy), since an
 /// attacker who forges the MX answer must not switch the policy off.
-/// `testing_as_enforce` as in [`Options`](crate::engine::Options). `None`
-/// when no policy is enforced: the caller answers from the error.
+/// `enforcing` are the controls' [`Options`] (which modes are enforced).
+/// `None` when no policy is enforced: the caller answers from the error.
 pub fn policy_without_mx(
     domain: &DomainName,
     sts: &StsFacts,
-    testing_as_enforce: bool,
+    enforcing: &Options,
     options: ZoneOptions,
 ) -> Option<Reply> {
     match sts {
-        StsFacts::Policy { policy, .. }
-            if policy.mode() == Mode::Enforce || (policy.mode() == Mode::Testing && testing_as_enforce) =>
-        {
-            Some(secure(domain, policy, options))
-        }
+        StsFacts::Policy { policy, .. } if enforcing.enforces(policy.mode()) => Some(secure(domain, policy, options)),
         _ => None,
     }
 }
@@ -313,7 +309,8 @@ fn quotable(s: &str) -> bool {
 /// partial policy string would be wrong in the report).
 fn tlsrpt_attributes(data: &mut String, kind: &str, domain: &DomainName, strings: &[String], mx: &[String]) {
     data.push_str(&format!(" policy_type={kind} policy_domain={domain}"));
-    for p in mx.iter().filter(|p| quotable(p) && !p.contains([' ', '\t', ','])) {
+    // Patterns are LDH names (`*.` at most): always writable as they are.
+    for p in mx {
         data.push_str(&format!(" mx_host_pattern={p}"));
     }
     if !strings.iter().all(|s| quotable(s)) {
@@ -356,13 +353,16 @@ mod tests {
         let d = DomainName::parse("example.com").unwrap();
         let only_keywords =
             enforced("version: STSv1\nmode: enforce\nmx: nexthop\nmx: dot-nexthop\nmx: HOSTNAME\nmax_age: 1\n");
-        let reply = policy_without_mx(&d, &only_keywords, false, ZoneOptions::default()).unwrap();
+        let reply = policy_without_mx(&d, &only_keywords, &Options::default(), ZoneOptions::default()).unwrap();
         assert!(matches!(&reply, Reply::Temp(why) if why.contains("no mx pattern")), "{reply}");
         let tab = enforced("version: STSv1\nmode: enforce\nmx: mx.example.com\nmax_age: 1\nx: a\tb { c\n");
-        let reply = policy_without_mx(&d, &tab, false, ZoneOptions::default().tlsrpt(true)).unwrap().to_string();
+        let reply =
+            policy_without_mx(&d, &tab, &Options::default(), ZoneOptions::default().tlsrpt(true)).unwrap().to_string();
         assert!(!reply.contains("policy_string"), "{reply}");
         let plain = enforced("version: STSv1\nmode: enforce\nmx: *.example.com\nmax_age: 1\nx: a=b\n");
-        let reply = policy_without_mx(&d, &plain, false, ZoneOptions::default().tlsrpt(true)).unwrap().to_string();
+        let reply = policy_without_mx(&d, &plain, &Options::default(), ZoneOptions::default().tlsrpt(true))
+            .unwrap()
+            .to_string();
         assert!(reply.ends_with("{ policy_string = max_age: 1 } { policy_string = x: a=b }"), "{reply}");
         assert!(reply.starts_with("OK secure match=.example.com servername=hostname"), "{reply}");
     }
@@ -371,9 +371,20 @@ mod tests {
     fn testing_survives_a_failed_mx_lookup_only_when_enforced() {
         let d = DomainName::parse("example.com").unwrap();
         let testing = enforced("version: STSv1\nmode: testing\nmx: mx.example.com\nmax_age: 1\n");
-        assert_eq!(policy_without_mx(&d, &testing, false, ZoneOptions::default()), None);
-        assert!(policy_without_mx(&d, &testing, true, ZoneOptions::default()).is_some());
-        assert_eq!(policy_without_mx(&d, &StsFacts::NoPolicy, true, ZoneOptions::default()), None);
+        assert_eq!(policy_without_mx(&d, &testing, &Options::default(), ZoneOptions::default()), None);
+        assert!(
+            policy_without_mx(&d, &testing, &Options::default().testing_as_enforce(true), ZoneOptions::default())
+                .is_some()
+        );
+        assert_eq!(
+            policy_without_mx(
+                &d,
+                &StsFacts::NoPolicy,
+                &Options::default().testing_as_enforce(true),
+                ZoneOptions::default()
+            ),
+            None
+        );
     }
 
     #[test]

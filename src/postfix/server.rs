@@ -251,11 +251,9 @@ pub fn answer(zones: &HashMap<String, Zone>, payload: &[u8]) -> Reply {
             // A live policy survives any MX answer (a forged one included);
             // a bogus MX RRset defers (RFC 7672 §2.2.1).
             let bogus = e.dns_error().is_some_and(|d| d.kind() == &DnsErrorKind::Bogus);
-            let testing_as_enforce = zone.resolver.controls().options().testing_as_enforce;
-            let kept = e
-                .sts()
-                .filter(|_| !bogus)
-                .and_then(|sts| policy_without_mx(&domain, sts, testing_as_enforce, zone.options));
+            let enforcing = zone.resolver.controls().options();
+            let kept =
+                e.sts().filter(|_| !bogus).and_then(|sts| policy_without_mx(&domain, sts, &enforcing, zone.options));
             match kept {
                 Some(reply) => {
                     tracing::info!(domain = %domain, zone = request.name, reason = %e,
