@@ -616,7 +616,7 @@ impl PolicyCache {
         let before = shard.entries.len();
         if shard.entries.peek(domain).is_some() {
             shard.entries.modify(domain, |entry| entry.policy = Some(cached));
-            self.track(shard, before, now);
+            self.track(shard, before, Some(now));
         } else {
             self.insert(shard, domain.clone(), Entry { policy: Some(cached), pinned: 0 }, now);
         }
@@ -625,7 +625,7 @@ impl PolicyCache {
     fn insert(&self, shard: &mut Shard, domain: DomainName, entry: Entry, now: u64) {
         let before = shard.entries.len();
         shard.entries.insert(domain, entry);
-        self.track(shard, before, now);
+        self.track(shard, before, Some(now));
     }
 
     /// Domains whose failed fetches one shard keeps (its share of the
@@ -640,7 +640,7 @@ impl PolicyCache {
     /// policies (swept at most once a second), then least recently used
     /// unpinned entries of this shard (never its most recent entry, the one
     /// just used), then of any other shard not locked right now.
-    fn track(&self, shard: &mut Shard, before: usize, now: u64) {
+    fn track(&self, shard: &mut Shard, before: usize, now: Option<u64>) {
         let after = shard.entries.len();
         if after >= before {
             self.len.fetch_add(after - before, Ordering::Relaxed);
@@ -659,7 +659,8 @@ impl PolicyCache {
         if excess == 0 {
             return;
         }
-        if shard.swept != now {
+        // Purges know no time: they sweep nothing.
+        if let Some(now) = now.filter(|&now| shard.swept != now) {
             shard.swept = now;
             let dead = shard.entries.evict_to(0, true, |e| e.pinned == 0 && e.live(now).is_none());
             self.len.fetch_sub(dead, Ordering::Relaxed);
@@ -912,7 +913,7 @@ impl PolicyCache {
             shard.entries.remove(domain);
         }
         let held = shard.failures.remove(domain).is_some() || held;
-        self.track(&mut shard, before, 0);
+        self.track(&mut shard, before, None);
         if let Some(store) = &self.store {
             let _ = store.remove(domain);
         }
@@ -935,7 +936,7 @@ impl PolicyCache {
                 }
             }
             shard.failures = Lru::new();
-            self.track(&mut shard, before, 0);
+            self.track(&mut shard, before, None);
         }
     }
 
@@ -1063,7 +1064,7 @@ impl FlightGuard<'_> {
             e.pinned = e.pinned.saturating_sub(1);
         }
         let before = shard.entries.len();
-        self.cache.track(shard, before, self.now);
+        self.cache.track(shard, before, Some(self.now));
     }
 }
 
