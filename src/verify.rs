@@ -274,19 +274,21 @@ impl PlanVerifier {
             webpki::Error::UnknownIssuer => CertFailure::NotTrusted,
             other => CertFailure::Other(other.to_string()),
         })?;
-        let parsed = parse_certificate(end_entity);
-        let cn = parsed.as_ref().filter(|c| !c.dns_san).and_then(|c| c.subject_cn);
         let san_names = |name: &DomainName| {
             ServerName::try_from(name.as_str()).is_ok_and(|n| cert.verify_is_valid_for_subject_name(&n).is_ok())
         };
+        if let Some(name) = names.iter().find(|n| san_names(n)) {
+            return Ok(name.to_string());
+        }
+        // The CN only when no SAN matched, and only where a CN may count:
+        // the certificate is read whole only then.
+        let parsed = if cn_fallback.is_empty() { None } else { parse_certificate(end_entity) };
+        let cn = parsed.as_ref().filter(|c| !c.dns_san).and_then(|c| c.subject_cn);
         let cn_names = |name: &DomainName| {
             cn.is_some_and(|cn| {
                 cn.trim_ascii_end().strip_suffix(b".").unwrap_or(cn).eq_ignore_ascii_case(name.as_str().as_bytes())
             })
         };
-        if let Some(name) = names.iter().find(|n| san_names(n)) {
-            return Ok(name.to_string());
-        }
         if let Some(name) = cn_fallback.iter().find(|n| cn_names(n)) {
             return Ok(name.to_string());
         }
