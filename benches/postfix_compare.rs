@@ -36,7 +36,8 @@ use smtp_tls_policy::fetch::{FetchConfig, Roots};
 use smtp_tls_policy::postfix::ZoneOptions;
 use smtp_tls_policy::postfix::netstring::{decode, encode};
 use smtp_tls_policy::postfix::server::{ServerConfig, SocketmapServer, Zone};
-use smtp_tls_policy::resolver::{PolicyResolver, ResolverConfig};
+use smtp_tls_policy::resolver::ResolverConfig;
+use smtp_tls_policy::resolver::blocking::PolicyResolver;
 
 #[path = "../tests/support/mod.rs"]
 mod support;

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use divan::{Bencher, black_box};
-use smtp_tls_policy::resolver::PolicyResolver;
+use smtp_tls_policy::resolver::blocking::PolicyResolver;
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -87,7 +87,7 @@ fn warm_async(bencher: Bencher) {
     let r = resolver(&WORLD);
     r.resolve("d0.signed").unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    bencher.bench_local(|| black_box(rt.block_on(r.resolve_async(black_box("d0.signed"))).unwrap()));
+    bencher.bench_local(|| black_box(rt.block_on(r.inner().resolve(black_box("d0.signed"))).unwrap()));
 }
 
 /// The parts of a warm resolve: each DNS lookup from the resolver's cache.

@@ -27,7 +27,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use smtp_tls_policy::dns::{DnsConfig, DnsResolver, DnssecMode, Rrset, TrustAnchor};
+use smtp_tls_policy::dns::blocking::DnsResolver;
+use smtp_tls_policy::dns::{DnsConfig, DnssecMode, Rrset, TrustAnchor};
 use smtp_tls_policy::engine::{
     Attempt, AuthOutcome, Authentication, Basis, DaneSupport, DestinationControls, DnssecStatus, DomainFacts,
     HostResult, MxFacts, Profile, StsFacts, StsSupport, TlsSupport, TlsaFacts,

@@ -34,7 +34,8 @@ use smtp_tls_policy::engine::{
 };
 use smtp_tls_policy::fetch::{FetchConfig, Roots};
 use smtp_tls_policy::report::{Aggregator, FailureDetail, ReportMeta, ReportPolicy};
-use smtp_tls_policy::resolver::{PolicyResolver, ResolverConfig};
+use smtp_tls_policy::resolver::ResolverConfig;
+use smtp_tls_policy::resolver::blocking::PolicyResolver;
 use smtp_tls_policy::sts::{Mode, Policy};
 use smtp_tls_policy::verify::custom_roots;
 use support::dns::{DnsWorld, Zones};

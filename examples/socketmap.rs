@@ -49,7 +49,8 @@ use smtp_tls_policy::engine::{DaneSupport, DestinationControls, Options, Profile
 use smtp_tls_policy::fetch::{FetchConfig, Roots};
 use smtp_tls_policy::postfix::server::{ServerConfig, SocketmapServer, Zone};
 use smtp_tls_policy::postfix::{Level, ZoneOptions};
-use smtp_tls_policy::resolver::{PolicyResolver, ResolverConfig};
+use smtp_tls_policy::resolver::ResolverConfig;
+use smtp_tls_policy::resolver::blocking::PolicyResolver;
 
 const DEFAULT_CONFIG: &str = "listen inet:127.0.0.1:8461\nzone postfix\n";
 

@@ -24,6 +24,7 @@ use crate::ParseError;
 use crate::cache::FetchFailure;
 use crate::name::DomainName;
 use crate::report::ResultType;
+use crate::sts::fetch::{ResponseProblem, check_response, policy_host, policy_url};
 use crate::sts::{MAX_POLICY_BYTES, Policy};
 
 /// The User-Agent sent with every fetch.
@@ -173,39 +174,14 @@ pub enum FetchError {
         /// What rustls said.
         reason: String,
     },
-    /// A redirect (RFC 8461 §3.3: "HTTP 3xx redirects MUST NOT be followed").
-    #[error("{host}: HTTP {status} redirect to {location:?}; RFC 8461 §3.3 forbids following redirects")]
-    Redirect {
+    /// The response cannot carry a policy (a redirect, a status other than
+    /// 200, not `text/plain`, too large: RFC 8461 §3.2, §3.3).
+    #[error("{host}: {problem}")]
+    Response {
         /// The policy host.
         host: String,
-        /// The status code.
-        status: u16,
-        /// The Location header.
-        location: Option<String>,
-    },
-    /// A status other than 200 (RFC 8461 §3.3).
-    #[error("{host}: HTTP status {status} (only 200 serves a policy)")]
-    Status {
-        /// The policy host.
-        host: String,
-        /// The status code.
-        status: u16,
-    },
-    /// The Content-Type is not `text/plain` (RFC 8461 §3.2).
-    #[error("{host}: Content-Type {found:?} is not text/plain (RFC 8461 §3.2)")]
-    ContentType {
-        /// The policy host.
-        host: String,
-        /// What was sent (empty when none).
-        found: String,
-    },
-    /// The body is larger than [`MAX_POLICY_BYTES`].
-    #[error("{host}: the policy body is larger than {MAX_POLICY_BYTES} bytes{}", declared.map(|n| format!(" (Content-Length {n})")).unwrap_or_default())]
-    TooLarge {
-        /// The policy host.
-        host: String,
-        /// The declared Content-Length, if any.
-        declared: Option<u64>,
+        /// What is wrong with it.
+        problem: ResponseProblem,
     },
     /// Reading the response failed.
     #[error("{host}: reading the response failed: {reason}")]
@@ -231,7 +207,10 @@ impl FetchError {
     pub fn result_type(&self) -> ResultType {
         match self {
             Self::Tls { .. } => ResultType::StsWebpkiInvalid,
-            Self::Invalid { .. } | Self::ContentType { .. } | Self::TooLarge { .. } => ResultType::StsPolicyInvalid,
+            Self::Invalid { .. }
+            | Self::Response { problem: ResponseProblem::ContentType(_) | ResponseProblem::TooLarge { .. }, .. } => {
+                ResultType::StsPolicyInvalid
+            }
             _ => ResultType::StsPolicyFetchError,
         }
     }
@@ -246,7 +225,7 @@ impl FetchError {
                 | Self::Timeout { .. }
                 | Self::Proxy { .. }
                 | Self::Read { .. }
-                | Self::Status { status: 500..=599, .. }
+                | Self::Response { problem: ResponseProblem::Status(500..=599), .. }
         )
     }
 }
@@ -263,33 +242,68 @@ impl From<FetchError> for FetchFailure {
 pub struct PolicyFetcher {
     agent: ureq::Agent,
     timeout: Duration,
+    has_lookup: bool,
 }
 
-#[derive(Clone)]
-struct LookupResolver(Lookup);
+thread_local! {
+    /// The addresses [`PolicyFetcher::fetch_at`] pins for one host while
+    /// its request runs on this thread (ureq resolves on the calling thread).
+    static PINNED: std::cell::RefCell<Option<(String, Vec<SocketAddr>)>> = const { std::cell::RefCell::new(None) };
+}
 
-impl fmt::Debug for LookupResolver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("LookupResolver")
+/// Pins `host` to `addrs` on this thread until dropped.
+struct Pin;
+
+impl Pin {
+    fn new(host: &str, addrs: Vec<SocketAddr>) -> Self {
+        PINNED.with(|p| *p.borrow_mut() = Some((host.to_owned(), addrs)));
+        Pin
     }
 }
 
-impl Resolver for LookupResolver {
+impl Drop for Pin {
+    fn drop(&mut self) {
+        PINNED.with(|p| *p.borrow_mut() = None);
+    }
+}
+
+/// Name lookups of the fetch: address literals as they are, a host pinned
+/// by [`PolicyFetcher::fetch_at`], then the configured lookup or the
+/// system's.
+struct FetchResolver {
+    lookup: Option<Lookup>,
+    system: DefaultResolver,
+}
+
+impl fmt::Debug for FetchResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FetchResolver")
+    }
+}
+
+impl Resolver for FetchResolver {
     fn resolve(
         &self,
         uri: &ureq::http::Uri,
-        _config: &ureq::config::Config,
-        _timeout: NextTimeout,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let host = uri.host().ok_or(ureq::Error::HostNotFound)?;
+        let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
         let mut out = self.empty();
         // An address literal (a proxy given by address) needs no lookup.
         if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
-            let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
             out.push(SocketAddr::new(ip, port));
             return Ok(out);
         }
-        for addr in (self.0)(host).into_iter().take(16) {
+        let pinned =
+            PINNED.with(|p| p.borrow().as_ref().filter(|(h, _)| h.eq_ignore_ascii_case(host)).map(|(_, a)| a.clone()));
+        let found = match (pinned, &self.lookup) {
+            (Some(addrs), _) => addrs,
+            (None, Some(lookup)) => lookup(host),
+            (None, None) => return self.system.resolve(uri, config, timeout),
+        };
+        for addr in found.into_iter().take(16) {
             out.push(addr);
         }
         if out.is_empty() { Err(ureq::Error::HostNotFound) } else { Ok(out) }
@@ -335,11 +349,10 @@ impl PolicyFetcher {
             .proxy(proxy)
             .tls_config(TlsConfig::builder().root_certs(roots).build())
             .build();
-        let agent = match config.lookup {
-            Some(lookup) => ureq::Agent::with_parts(agent_config, DefaultConnector::new(), LookupResolver(lookup)),
-            None => ureq::Agent::with_parts(agent_config, DefaultConnector::new(), DefaultResolver::default()),
-        };
-        Ok(Self { agent, timeout })
+        let has_lookup = config.lookup.is_some();
+        let resolver = FetchResolver { lookup: config.lookup, system: DefaultResolver::default() };
+        let agent = ureq::Agent::with_parts(agent_config, DefaultConnector::new(), resolver);
+        Ok(Self { agent, timeout, has_lookup })
     }
 
     /// Fetches and parses the policy of `domain` from
@@ -350,7 +363,28 @@ impl PolicyFetcher {
     /// MTA-STS policy for the domain (…)" at info with the reason (timeout,
     /// proxy, certificate, status, content type, size).
     pub fn fetch(&self, domain: &DomainName) -> Result<Policy, FetchError> {
-        let result = self.fetch_inner(domain);
+        self.logged(domain, self.fetch_inner(domain))
+    }
+
+    /// Whether the configuration names its own lookup
+    /// ([`FetchConfig::lookup`]), which then decides where the policy host is.
+    pub fn has_lookup(&self) -> bool {
+        self.has_lookup
+    }
+
+    /// [`fetch`](Self::fetch) from the policy host at these addresses
+    /// (port 443), found by the caller's DNS: the fetch itself asks no
+    /// resolver. No address is [`FetchError::HostNotFound`]. Blocks.
+    pub fn fetch_at(&self, domain: &DomainName, addresses: &[std::net::IpAddr]) -> Result<Policy, FetchError> {
+        let host = policy_host(domain);
+        if addresses.is_empty() {
+            return self.logged(domain, Err(FetchError::HostNotFound { host }));
+        }
+        let _pin = Pin::new(&host, addresses.iter().map(|ip| SocketAddr::new(*ip, 443)).collect());
+        self.logged(domain, self.fetch_inner(domain))
+    }
+
+    fn logged(&self, domain: &DomainName, result: Result<Policy, FetchError>) -> Result<Policy, FetchError> {
         match &result {
             Ok(policy) => tracing::info!(
                 domain = %domain, mode = %policy.mode(), max_age = policy.max_age().as_secs(),
@@ -365,30 +399,17 @@ impl PolicyFetcher {
     }
 
     fn fetch_inner(&self, domain: &DomainName) -> Result<Policy, FetchError> {
-        let host = format!("mta-sts.{domain}");
-        let url = format!("https://{host}/.well-known/mta-sts.txt");
-        let mut response = self.agent.get(&url).call().map_err(|e| self.error(&host, e))?;
-        let status = response.status().as_u16();
-        if (300..400).contains(&status) {
-            let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
-            return Err(FetchError::Redirect { host, status, location });
-        }
-        if status != 200 {
-            return Err(FetchError::Status { host, status });
-        }
-        let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let media = content_type.split(';').next().unwrap_or_default().trim();
-        if !media.eq_ignore_ascii_case("text/plain") {
-            return Err(FetchError::ContentType { host, found: content_type.to_owned() });
-        }
-        let declared =
-            response.headers().get("content-length").and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
-        if declared.is_some_and(|n| n > MAX_POLICY_BYTES as u64) {
-            return Err(FetchError::TooLarge { host, declared });
-        }
+        let host = policy_host(domain);
+        let mut response = self.agent.get(&policy_url(domain)).call().map_err(|e| self.error(&host, e))?;
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+        let declared = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+        check_response(response.status().as_u16(), header("location"), header("content-type"), declared)
+            .map_err(|problem| FetchError::Response { host: host.clone(), problem })?;
         let body =
             response.body_mut().with_config().limit(MAX_POLICY_BYTES as u64).read_to_vec().map_err(|e| match e {
-                ureq::Error::BodyExceedsLimit(_) => FetchError::TooLarge { host: host.clone(), declared },
+                ureq::Error::BodyExceedsLimit(_) => {
+                    FetchError::Response { host: host.clone(), problem: ResponseProblem::TooLarge { declared } }
+                }
                 other => self.error(&host, other),
             })?;
         Policy::parse_bytes(&body).map_err(|source| FetchError::Invalid { host, source })

@@ -72,6 +72,7 @@
 
 pub mod cache;
 pub mod dane;
+pub mod discovery;
 #[cfg(feature = "dns")]
 pub mod dns;
 pub mod engine;

@@ -19,7 +19,8 @@ mod support;
 
 use std::time::Duration;
 
-use smtp_tls_policy::dns::{DnsConfig, DnsResolver, DnssecMode, Health, Rrset, TrustAnchor};
+use smtp_tls_policy::dns::blocking::DnsResolver;
+use smtp_tls_policy::dns::{DnsConfig, DnssecMode, Health, Rrset, TrustAnchor};
 use smtp_tls_policy::engine::DnssecStatus;
 use smtp_tls_policy::name::DomainName;
 use support::bind::{BindWorld, available};

@@ -12,7 +12,8 @@ mod support;
 use std::time::Duration;
 
 use smtp_tls_policy::dane::TlsaRecord;
-use smtp_tls_policy::dns::{DnsConfig, DnsErrorKind, DnsResolver, DnssecMode, Rrset, TrustAnchor};
+use smtp_tls_policy::dns::blocking::DnsResolver;
+use smtp_tls_policy::dns::{DnsConfig, DnsErrorKind, DnssecMode, Rrset, TrustAnchor};
 use smtp_tls_policy::engine::{DnssecStatus, TlsaFacts};
 use smtp_tls_policy::name::DomainName;
 use support::dns::{DnsWorld, Zones};
@@ -300,15 +301,15 @@ fn async_lookups_run_from_any_runtime_and_blocking_ones_refuse_async_code() {
     let dns = validating(&world);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     rt.block_on(async {
-        let a = dns.txt_async("_mta-sts.split.signed").await.unwrap();
+        let a = dns.inner().txt("_mta-sts.split.signed").await.unwrap();
         assert_eq!(a.records(), ["v=STSv1; id=20260101;"]);
-        let facts = dns.mx_facts_async(&host("mx.dane.signed")).await;
+        let facts = dns.inner().mx_facts(&host("mx.dane.signed")).await;
         assert_eq!(facts.tlsa, TlsaFacts::Secure(vec![tlsa()]));
-        let mx = dns.mx_hosts_async(&host("multi.signed")).await.unwrap();
+        let mx = dns.inner().mx_hosts(&host("multi.signed")).await.unwrap();
         assert_eq!(mx.hosts.len(), 2);
         let err = dns.txt("_mta-sts.split.signed").unwrap_err();
         assert_eq!(err.kind(), &DnsErrorKind::InAsyncContext);
-        assert!(err.to_string().contains("use the *_async method"), "{err}");
+        assert!(err.to_string().contains("use the async resolver"), "{err}");
         // A misuse defers mail ("defer if temporary, else bounce"), never bounces it.
         assert!(err.is_temporary());
     });

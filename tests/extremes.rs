@@ -8,11 +8,13 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant, SystemTime};
 
 use smtp_tls_policy::cache::{CacheConfig, PolicyCache, TxtLookup};
-use smtp_tls_policy::dns::{DnsConfig, DnsResolver, DnssecMode};
+use smtp_tls_policy::dns::blocking::DnsResolver;
+use smtp_tls_policy::dns::{DnsConfig, DnssecMode};
 use smtp_tls_policy::fetch::{FetchConfig, PolicyFetcher};
 use smtp_tls_policy::name::DomainName;
 use smtp_tls_policy::postfix::server::{ServerConfig, SocketmapServer};
-use smtp_tls_policy::resolver::{PolicyResolver, ResolverConfig};
+use smtp_tls_policy::resolver::ResolverConfig;
+use smtp_tls_policy::resolver::blocking::PolicyResolver;
 use smtp_tls_policy::sts::{Policy, PolicyId};
 
 const EXTREMES: [Duration; 3] = [Duration::ZERO, Duration::from_nanos(1), Duration::MAX];

@@ -13,6 +13,7 @@ use std::time::Duration;
 use smtp_tls_policy::fetch::{FetchConfig, FetchError, PolicyFetcher, Roots};
 use smtp_tls_policy::name::DomainName;
 use smtp_tls_policy::report::ResultType;
+use smtp_tls_policy::sts::fetch::ResponseProblem;
 use smtp_tls_policy::sts::{MAX_POLICY_BYTES, Mode};
 use support::https::{POLICY, Pki, Reply, ok, proxy, response, self_signed, serve};
 
@@ -57,7 +58,10 @@ fn rfc8461_3_2_content_type() {
     }
     for (ct, headers) in [("text/html", vec![("Content-Type", "text/html")]), ("", vec![])] {
         let err = fetch_with(response("200 OK", &headers, POLICY.as_bytes())).unwrap_err();
-        assert!(matches!(&err, FetchError::ContentType { found, .. } if found == ct), "{err}");
+        assert!(
+            matches!(&err, FetchError::Response { problem: ResponseProblem::ContentType(found), .. } if found == ct),
+            "{err}"
+        );
         assert_eq!(err.result_type(), ResultType::StsPolicyInvalid);
     }
 }
@@ -67,7 +71,10 @@ fn rfc8461_3_2_content_type() {
 fn rfc8461_3_3_redirects_are_not_followed() {
     let reply = response("301 Moved Permanently", &[("Location", "https://www.example.com/mta-sts.txt")], b"");
     let err = fetch_with(reply).unwrap_err();
-    assert!(matches!(&err, FetchError::Redirect { status: 301, location: Some(l), .. } if l.contains("www")), "{err}");
+    assert!(
+        matches!(&err, FetchError::Response { problem: ResponseProblem::Redirect { status: 301, location: Some(l) }, .. } if l.contains("www")),
+        "{err}"
+    );
     assert_eq!(err.result_type(), ResultType::StsPolicyFetchError);
 }
 
@@ -76,7 +83,7 @@ fn rfc8461_3_3_redirects_are_not_followed() {
 fn rfc8461_3_3_only_status_200() {
     for (status, code, temporary) in [("404 Not Found", 404, false), ("500 Internal Server Error", 500, true)] {
         let err = fetch_with(response(status, &[("Content-Type", "text/plain")], POLICY.as_bytes())).unwrap_err();
-        assert!(matches!(err, FetchError::Status { status: s, .. } if s == code), "{err}");
+        assert!(matches!(err, FetchError::Response { problem: ResponseProblem::Status(s), .. } if s == code), "{err}");
         assert_eq!(err.is_temporary(), temporary);
     }
 }
@@ -89,12 +96,15 @@ fn bodies_over_64_kib_with_and_without_content_length() {
     assert!(fetch_with(ok(&body)).is_ok(), "exactly 64 KiB is fine");
     body.push(b'\n');
     let err = fetch_with(ok(&body)).unwrap_err();
-    assert!(matches!(err, FetchError::TooLarge { declared: Some(65_537), .. }), "{err}");
+    assert!(
+        matches!(err, FetchError::Response { problem: ResponseProblem::TooLarge { declared: Some(65_537) }, .. }),
+        "{err}"
+    );
     let err = fetch_with(response("200 OK", &[("Content-Type", "text/plain")], &body)).unwrap_err();
-    assert!(matches!(err, FetchError::TooLarge { declared: None, .. }), "{err}");
+    assert!(matches!(err, FetchError::Response { problem: ResponseProblem::TooLarge { declared: None }, .. }), "{err}");
     // A lying Content-Length does not help: the cap counts bytes read.
     let err = fetch_with(response("200 OK", &[("Content-Type", "text/plain")], &vec![b'\n'; 1 << 20])).unwrap_err();
-    assert!(matches!(err, FetchError::TooLarge { .. }), "{err}");
+    assert!(matches!(err, FetchError::Response { problem: ResponseProblem::TooLarge { .. }, .. }), "{err}");
 }
 
 /// DESIGN.md: one overall timeout, even for a server that keeps sending.

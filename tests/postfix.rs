@@ -18,7 +18,7 @@ use smtp_tls_policy::engine::Options;
 use smtp_tls_policy::postfix::netstring::{decode, encode};
 use smtp_tls_policy::postfix::server::{ServerConfig, SocketmapServer, Zone};
 use smtp_tls_policy::postfix::{Level, ZoneOptions};
-use smtp_tls_policy::resolver::PolicyResolver;
+use smtp_tls_policy::resolver::blocking::PolicyResolver;
 use support::dns::Zones;
 use support::https::response;
 use support::world::{LocalWorld, controls, policy};

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use smtp_tls_policy::postfix::ZoneOptions;
 use smtp_tls_policy::postfix::server::{ServerConfig, SocketmapServer, Zone};
-use smtp_tls_policy::resolver::PolicyResolver;
+use smtp_tls_policy::resolver::blocking::PolicyResolver;
 use support::dns::{DnsWorld, Zones};
 use support::https::{Pki, PolicyServer, ok};
 use support::smtp::{Starttls, smtp_server_on};

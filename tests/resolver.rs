@@ -20,7 +20,8 @@ use smtp_tls_policy::engine::{
 use smtp_tls_policy::fetch::{FetchConfig, Roots};
 use smtp_tls_policy::name::DomainName;
 use smtp_tls_policy::report::ResultType;
-use smtp_tls_policy::resolver::{PolicyResolver, ResolveError, ResolverConfig};
+use smtp_tls_policy::resolver::blocking::PolicyResolver;
+use smtp_tls_policy::resolver::{ResolveError, ResolverConfig};
 use smtp_tls_policy::sts::{MAX_POLICY_BYTES, Mode};
 use support::dns::Zones;
 use support::https::{CertKind, Reply, ok, proxy, response};
@@ -288,7 +289,7 @@ fn async_resolves_share_the_cache_and_the_flight() {
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let r = r.clone();
-                tokio::spawn(async move { r.resolve_async("conc-async.signed").await.unwrap() })
+                tokio::spawn(async move { r.inner().resolve("conc-async.signed").await.unwrap() })
             })
             .collect();
         let mut plans = Vec::new();

@@ -60,16 +60,19 @@
 //! assert!(cache.decide(&domain, TxtLookup::NoRecord, later).policy().is_some());
 //! ```
 
+mod flight;
 mod lru;
 mod snapshot;
 mod store;
 
+use flight::Flight;
+pub use flight::{Begin, FetchTicket, FlightWait};
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::name::DomainName;
@@ -429,13 +432,6 @@ impl Entry {
     fn forget(&mut self) -> bool {
         self.policy.take().is_some()
     }
-}
-
-/// One in-flight fetch that concurrent lookups wait for.
-#[derive(Default)]
-struct Flight {
-    result: Mutex<Option<Decision>>,
-    done: Condvar,
 }
 
 #[derive(Default)]
@@ -801,34 +797,45 @@ impl PolicyCache {
         now: SystemTime,
         fetch: impl FnOnce(PolicyId) -> Result<Policy, FetchFailure>,
     ) -> Decision {
+        match self.begin(domain, txt, now) {
+            Begin::Decided(decision) => decision,
+            Begin::Wait(flight) => flight.wait(),
+            Begin::Fetch(ticket) => {
+                let id = ticket.id();
+                // If `fetch` panics, the ticket's drop tells the waiters.
+                ticket.finish(fetch(id))
+            }
+        }
+    }
+
+    /// [`lookup`](Self::lookup) in steps, for a caller whose fetch is
+    /// async: [`Begin::Decided`] is the answer; [`Begin::Wait`] is another
+    /// lookup's fetch of the same domain and id to wait for (a future, or
+    /// [`FlightWait::wait`] on a thread); [`Begin::Fetch`] makes this caller
+    /// the one that fetches and records the result with
+    /// [`FetchTicket::finish`] (dropping the ticket abandons the fetch:
+    /// the waiters get a failure without back-off).
+    pub fn begin(&self, domain: &DomainName, txt: TxtLookup, now: SystemTime) -> Begin<'_> {
         let now = secs(now);
-        let (id, flight) = {
-            let mut shard = self.shard(domain);
-            let decision = self.decide_locked(&mut shard, domain, txt, now);
-            let Decision::Fetch { id } = decision else {
-                return decision;
-            };
-            if let Some((flying, flight)) = shard.flights.get(domain)
-                && *flying == id
-            {
-                let flight = Arc::clone(flight);
-                drop(shard);
-                return wait(&flight);
-            }
-            let flight = Arc::new(Flight::default());
-            shard.flights.insert(domain.clone(), (id, Arc::clone(&flight)));
-            // A held entry is pinned; none is made for the fetch (a fetch
-            // that fails must not take a live policy's place).
-            if let Some(entry) = shard.entries.get_mut(domain) {
-                entry.pinned += 1;
-            }
-            shard.counters.fetches += 1;
-            (id, flight)
+        let mut shard = self.shard(domain);
+        let decision = self.decide_locked(&mut shard, domain, txt, now);
+        let Decision::Fetch { id } = decision else {
+            return Begin::Decided(decision);
         };
-        // If `fetch` panics, waiters get a failure instead of hanging.
-        let mut guard = FlightGuard { cache: self, domain, id, flight: &flight, now, done: false };
-        let result = fetch(id);
-        guard.finish(result)
+        if let Some((flying, flight)) = shard.flights.get(domain)
+            && *flying == id
+        {
+            return Begin::Wait(FlightWait::new(Arc::clone(flight)));
+        }
+        let flight = Arc::new(Flight::default());
+        shard.flights.insert(domain.clone(), (id, Arc::clone(&flight)));
+        // A held entry is pinned; none is made for the fetch (a fetch
+        // that fails must not take a live policy's place).
+        if let Some(entry) = shard.entries.get_mut(domain) {
+            entry.pinned += 1;
+        }
+        shard.counters.fetches += 1;
+        Begin::Fetch(FetchTicket::new(self, domain.clone(), id, flight, now))
     }
 
     /// Domains whose live policy is due for a proactive refresh at `now`:
@@ -1009,80 +1016,4 @@ fn info(shard: &Shard, domain: &DomainName) -> Option<EntryInfo> {
         last_failure: last.map(|f| (f.id, f.failure.clone(), f.until)),
         fetching: shard.flights.contains_key(domain),
     })
-}
-
-fn wait(flight: &Flight) -> Decision {
-    let mut result = lock(&flight.result);
-    loop {
-        if let Some(d) = result.as_ref() {
-            return d.clone();
-        }
-        result = flight.done.wait(result).unwrap_or_else(PoisonError::into_inner);
-    }
-}
-
-/// Publishes a lookup's fetch result to its waiters, and unpins the entry,
-/// even when the fetch function panics.
-struct FlightGuard<'a> {
-    cache: &'a PolicyCache,
-    domain: &'a DomainName,
-    id: PolicyId,
-    flight: &'a Arc<Flight>,
-    now: u64,
-    done: bool,
-}
-
-/// The error a waiter sees when the fetching thread panicked.
-#[derive(Debug, thiserror::Error)]
-#[error("the policy fetch was abandoned (the fetching thread panicked); the next lookup fetches again")]
-struct FetchAbandoned;
-
-impl FlightGuard<'_> {
-    fn finish(&mut self, result: Result<Policy, FetchFailure>) -> Decision {
-        self.done = true;
-        let decision = {
-            let mut shard = self.cache.shard(self.domain);
-            let decision = self.cache.record_locked(&mut shard, self.domain, self.id, result, self.now);
-            self.unpin(&mut shard);
-            decision
-        };
-        self.publish(decision.clone());
-        decision
-    }
-
-    /// Hands the decision to the lookups waiting for this fetch.
-    fn publish(&self, decision: Decision) {
-        *lock(&self.flight.result) = Some(decision);
-        self.flight.done.notify_all();
-    }
-
-    fn unpin(&self, shard: &mut Shard) {
-        if shard.flights.get(self.domain).is_some_and(|(_, f)| Arc::ptr_eq(f, self.flight)) {
-            shard.flights.remove(self.domain);
-        }
-        if let Some(e) = shard.entries.get_mut(self.domain) {
-            e.pinned = e.pinned.saturating_sub(1);
-        }
-        let before = shard.entries.len();
-        self.cache.track(shard, before, Some(self.now));
-    }
-}
-
-impl Drop for FlightGuard<'_> {
-    fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        let decision = {
-            let mut shard = self.cache.shard(self.domain);
-            self.unpin(&mut shard);
-            // No back-off: the fetch did not fail, it was abandoned.
-            let failure = FetchFailure::new(ResultType::StsPolicyFetchError, FetchAbandoned);
-            match shard.entries.peek(self.domain) {
-                Some(entry) => entry.after_failure(failure, self.now),
-                None => Entry::default().after_failure(failure, self.now),
-            }
-        };
-        self.publish(decision);
-    }
 }

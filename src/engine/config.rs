@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::discovery::Wants;
 use crate::name::DomainName;
 
 /// TLS support for a destination (the gateway's "TLS Support").
@@ -295,6 +296,23 @@ impl DestinationControls {
     /// The SMTP route host of `domain`, matched like profiles.
     pub fn route_for(&self, domain: &DomainName) -> Option<&DomainName> {
         lookup(&self.routes, domain)
+    }
+
+    /// What discovery must look up for `domain` under these controls: the
+    /// MTA-STS policy domain when the profile turns MTA-STS on (the
+    /// recipient domain, or a route's host with
+    /// [`Options::route_policy_domain`], RFC 8461 §3.4; none for a route
+    /// without it), TLSA unless DANE support is `None`, and the route.
+    pub fn wants(&self, domain: &DomainName) -> Wants {
+        let profile = self.profile_for(domain);
+        let route = self.route_for(domain).cloned();
+        let sts_domain = match &route {
+            Some(host) if self.options.route_policy_domain => Some(host.clone()),
+            Some(_) => None,
+            None => Some(domain.clone()),
+        };
+        let sts = if profile.sts == StsSupport::Off { None } else { sts_domain };
+        Wants::all(domain).sts(sts).dane(profile.dane != DaneSupport::None).route(route)
     }
 
     /// Checks the configuration. Errors: MTA-STS or DANE support on with TLS

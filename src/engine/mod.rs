@@ -34,13 +34,15 @@ mod config;
 mod plan;
 mod verdict;
 
+/// The facts the engine plans from (defined in [`discovery`](crate::discovery)).
+pub use crate::discovery::{DnssecStatus, DomainFacts, MxFacts, StsFacts, TlsaFacts};
 pub use config::{
     ConfigErrors, ConfigProblem, DaneSupport, Destination, DestinationControls, Loaded, Options, Profile, StsSupport,
     TlsSupport, UnknownKeyword, Validation, parse_duration,
 };
 pub use plan::{
-    Authentication, Basis, DnssecStatus, DomainFacts, HostPlan, MxFacts, OnAuthFailure, Plan, Requirement, SkipReason,
-    StsFacts, TestingCheck, TlsRequirement, TlsVersion, TlsaFacts,
+    Authentication, Basis, HostPlan, OnAuthFailure, Plan, Requirement, SkipReason, TestingCheck, TlsRequirement,
+    TlsVersion,
 };
 pub use verdict::{
     Attempt, AuthOutcome, CertFailure, DeliveryContext, EnhancedStatus, Failure, HostResult, SecurityLevel, Verdict,

@@ -26,7 +26,7 @@ use super::{MAX_REPLY, MAX_REQUEST, Reply, Request, ZoneOptions, policy_reply, p
 use crate::cache::{load_snapshot, save_snapshot};
 use crate::dns::DnsErrorKind;
 use crate::name::DomainName;
-use crate::resolver::PolicyResolver;
+use crate::resolver::blocking::PolicyResolver;
 
 /// One map name: its resolver (DNS mode, timeouts, controls such as strict
 /// testing) and its reply options.

@@ -23,6 +23,7 @@
 //! assert!(!policy.allows_mx("a.b.example.net"));
 //! ```
 
+pub mod fetch;
 mod pattern;
 mod policy;
 mod txt;

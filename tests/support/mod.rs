@@ -5,6 +5,7 @@ pub mod bind;
 #[cfg(feature = "dns")]
 pub mod dns;
 pub mod https;
+pub mod memory;
 #[cfg(feature = "rustls")]
 pub mod smtp;
 #[cfg(feature = "resolver")]

@@ -2,6 +2,11 @@
 //! fetch, the policy cache and the destination controls behind one
 //! thread-safe object.
 //!
+//! [`PolicyResolver::resolve`] is async and runs on the caller's tokio
+//! runtime (any flavour; the blocking HTTPS fetch moves to its blocking
+//! pool); [`blocking::PolicyResolver`] wraps it with a small runtime of its
+//! own for callers on plain threads, as `reqwest::blocking` does.
+//!
 //! [`PolicyResolver::resolve`] gathers the facts about a recipient domain —
 //! the MTA-STS discovery (the `_mta-sts` TXT record, then the cache, which
 //! fetches with single flight when it must; RFC 8461 §3.3, §5.1), the MX
@@ -12,8 +17,13 @@
 //! TLSA only where DANE support is not `None`; a routed destination needs
 //! no MX lookup.
 //!
+//! The facts are gathered by [`gather`](crate::discovery::gather)
+//! with the crate's [`DnsResolver`] as its [`DnsLookup`](crate::discovery::DnsLookup)
+//! and the HTTPS fetch as its [`PolicyFetch`]: the RFC rules live there, this
+//! module only wires the IO and logs.
+//!
 //! [`PolicyResolver::refresh_due`] refreshes what the cache lists as due
-//! (RFC 8461 §10.2: new TXT lookup, then a fetch); [`PolicyResolver::
+//! (RFC 8461 §10.2: new TXT lookup, then a fetch); [`blocking::PolicyResolver::
 //! start_refresher`] does that on a background thread.
 //!
 //! This is the one place in the crate that reads the system clock.
@@ -26,23 +36,24 @@
 //! (write the route as the domain whose policy should apply).
 
 use std::fmt;
-use std::sync::{Arc, mpsc};
-use std::thread;
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use futures_util::StreamExt;
 
 use crate::ParseError;
-use crate::cache::{ApplyReason, CacheConfig, Decision, FetchFailure, NoPolicyReason, PolicyCache, TxtLookup};
-use crate::dns::{DnsConfig, DnsError, DnsResolver, Rrset};
+use crate::cache::{ApplyReason, CacheConfig, Decision, FetchFailure, PolicyCache};
+use crate::discovery::{self, Gathered, PolicyFetch, StsDiscovery, TxtFinding};
+use crate::dns::{DnsConfig, DnsError, DnsResolver};
 use crate::engine::{
-    DaneSupport, DeliveryContext, DestinationControls, DnssecStatus, DomainFacts, HostResult, MxFacts, Plan,
-    SecurityLevel, StsFacts, StsSupport, TlsaFacts, Verdict,
+    DeliveryContext, DestinationControls, DomainFacts, HostResult, Plan, SecurityLevel, StsFacts, Verdict,
 };
 use crate::fetch::{FetchConfig, FetchError, PolicyFetcher};
 use crate::name::DomainName;
 use crate::report::ResultType;
-use crate::sts::{Mode, TxtError, select_txt};
+use crate::sts::{Mode, Policy};
+
+pub mod blocking;
 
 /// Everything a [`PolicyResolver`] is made from.
 #[derive(Clone, Default)]
@@ -157,6 +168,7 @@ pub struct RefreshReport {
 }
 
 /// The façade: thread-safe, cheap to clone (clones share everything).
+/// Its async methods need a tokio runtime; see [`blocking`] for threads.
 #[derive(Clone)]
 pub struct PolicyResolver {
     inner: Arc<Inner>,
@@ -178,6 +190,37 @@ impl fmt::Debug for PolicyResolver {
     }
 }
 
+/// The fetch as discovery sees it: the policy host's addresses from the
+/// resolver's own DNS (unless the fetch configuration names its own
+/// lookup), then the blocking HTTPS request on the runtime's blocking pool.
+struct Fetch<'a> {
+    dns: &'a DnsResolver,
+    fetcher: &'a PolicyFetcher,
+}
+
+impl PolicyFetch for Fetch<'_> {
+    async fn fetch(&self, domain: &DomainName) -> Result<Policy, FetchFailure> {
+        let addresses = if self.fetcher.has_lookup() {
+            None
+        } else {
+            let host = DomainName::parse(&crate::sts::fetch::policy_host(domain)).ok();
+            Some(match host {
+                Some(host) => self.dns.addresses(&host).await.map(|a| a.records().to_vec()).unwrap_or_default(),
+                None => Vec::new(),
+            })
+        };
+        let (fetcher, domain) = (self.fetcher.clone(), domain.clone());
+        let task = tokio::task::spawn_blocking(move || match addresses {
+            Some(addresses) => fetcher.fetch_at(&domain, &addresses),
+            None => fetcher.fetch(&domain),
+        });
+        match task.await {
+            Ok(result) => result.map_err(FetchFailure::from),
+            Err(e) => Err(FetchFailure::new(ResultType::StsPolicyFetchError, TaskEnded(e.to_string()))),
+        }
+    }
+}
+
 impl PolicyResolver {
     /// Makes a resolver. Fails on a DNS or fetch configuration that cannot
     /// work (see [`DnsResolver::new`] and [`PolicyFetcher::new`]) or on
@@ -191,15 +234,7 @@ impl PolicyResolver {
             )));
         }
         let dns = DnsResolver::new(config.dns)?;
-        let mut fetch = config.fetch;
-        if fetch.lookup.is_none() {
-            // The policy host is found with the resolver's own DNS servers.
-            let dns = dns.clone();
-            fetch = fetch.lookup(move |host| {
-                dns.host_addresses(host).into_iter().map(|ip| std::net::SocketAddr::new(ip, 443)).collect()
-            });
-        }
-        let fetcher = PolicyFetcher::new(fetch).map_err(|e: FetchError| ResolveError::Config(e.to_string()))?;
+        let fetcher = PolicyFetcher::new(config.fetch).map_err(|e: FetchError| ResolveError::Config(e.to_string()))?;
         let cache = PolicyCache::new(config.cache);
         Ok(Self { inner: Arc::new(Inner { dns, fetcher, cache, controls: config.controls }) })
     }
@@ -219,152 +254,52 @@ impl PolicyResolver {
         &self.inner.controls
     }
 
+    fn fetch(&self) -> Fetch<'_> {
+        Fetch { dns: &self.inner.dns, fetcher: &self.inner.fetcher }
+    }
+
     /// The delivery plan for `domain` (a recipient domain, U-labels
-    /// allowed): gathers the facts and asks the engine. Blocks; from async
-    /// code use [`resolve_async`](Self::resolve_async).
+    /// allowed): gathers the facts and asks the engine.
     ///
     /// Errors only when no plan can be made: an invalid domain, a failed or
     /// unusable MX lookup (temporary: defer), a domain that does not exist
     /// or a null MX (permanent: bounce); the MX errors carry the MTA-STS
     /// facts ([`ResolveError::sts`]). Failures of MTA-STS and TLSA lookups are facts
     /// the plan accounts for.
-    pub fn resolve(&self, domain: &str) -> Result<Plan, ResolveError> {
-        let facts = self.facts(domain)?;
-        Ok(self.inner.controls.plan(&facts))
-    }
-
-    /// [`resolve`](Self::resolve), awaitable from any executor.
-    pub async fn resolve_async(&self, domain: &str) -> Result<Plan, ResolveError> {
-        let facts = self.facts_async(domain).await?;
+    pub async fn resolve(&self, domain: &str) -> Result<Plan, ResolveError> {
+        let facts = self.facts(domain).await?;
         Ok(self.inner.controls.plan(&facts))
     }
 
     /// The facts [`resolve`](Self::resolve) plans from.
-    pub fn facts(&self, domain: &str) -> Result<DomainFacts, ResolveError> {
-        self.facts_of(&DomainName::parse(domain)?)
+    pub async fn facts(&self, domain: &str) -> Result<DomainFacts, ResolveError> {
+        self.facts_of(&DomainName::parse(domain)?).await
     }
 
     /// [`facts`](Self::facts) for a name already parsed.
-    pub fn facts_of(&self, domain: &DomainName) -> Result<DomainFacts, ResolveError> {
-        let (this, name, domain) = (self.clone(), domain.to_string(), domain.clone());
-        self.inner.dns.block(&name, "MX", async move { Ok(this.gather(domain).await) })?
-    }
-
-    /// [`facts`](Self::facts), awaitable from any executor.
-    pub async fn facts_async(&self, domain: &str) -> Result<DomainFacts, ResolveError> {
-        let domain = DomainName::parse(domain)?;
-        let this = self.clone();
-        let task = self.inner.dns.runtime().spawn(async move { this.gather(domain).await });
-        task.await.map_err(|e| ResolveError::TaskEnded(e.to_string()))?
+    pub async fn facts_of(&self, domain: &DomainName) -> Result<DomainFacts, ResolveError> {
+        let inner = &self.inner;
+        let wants = inner.controls.wants(domain);
+        let gathered =
+            discovery::gather(&inner.dns, &inner.cache, &self.fetch(), domain, &wants, SystemTime::now()).await;
+        log_gathered(domain, &gathered);
+        gathered.facts.map_err(|f| ResolveError::Mx { error: f.error, sts: Box::new(f.sts) })
     }
 
     /// The MTA-STS discovery alone for `domain` (the TXT record, then the
     /// cache, fetching if needed), whatever the destination's profile.
-    pub fn sts(&self, domain: &DomainName) -> Decision {
-        let this = self.clone();
-        let d = domain.clone();
-        self.inner.dns.block(domain.as_str(), "TXT", async move { Ok(this.discover(&d).await) }).unwrap_or_else(|e| {
-            tracing::warn!("{e}");
-            Decision::NoPolicy(NoPolicyReason::TxtLookupFailed)
-        })
-    }
-
-    async fn gather(self, domain: DomainName) -> Result<DomainFacts, ResolveError> {
+    pub async fn sts(&self, domain: &DomainName) -> Decision {
         let inner = &self.inner;
-        let profile = inner.controls.profile_for(&domain);
-        let route = inner.controls.route_for(&domain).cloned();
-        // RFC 8461 §3.4: a route's policy domain is the route host.
-        let sts_domain = match &route {
-            Some(host) if inner.controls.options().route_policy_domain => Some(host.clone()),
-            Some(_) => None,
-            None => Some(domain.clone()),
-        };
-        let sts = async {
-            match (profile.sts, sts_domain) {
-                (StsSupport::Off, _) | (_, None) => StsFacts::NotChecked,
-                (_, Some(d)) => StsFacts::from(&self.discover(&d).await),
-            }
-        };
-        let mx = async {
-            if let Some(route) = &route {
-                return Ok((vec![MxFacts::new(route.clone(), TlsaFacts::Unavailable)], DnssecStatus::Insecure));
-            }
-            let mx = inner.dns.query_mx(&domain).await?;
-            let facts = if profile.dane == DaneSupport::None {
-                mx.hosts.iter().map(|h| MxFacts::new(h.clone(), TlsaFacts::Unavailable)).collect()
-            } else {
-                inner.dns.facts_of_hosts(&mx.hosts).await
-            };
-            Ok::<_, DnsError>((facts, mx.status))
-        };
-        let (sts, mx) = futures_util::join!(sts, mx);
-        let (mx, mx_dnssec) = match mx {
-            Ok(mx) => mx,
-            Err(error) => return Err(ResolveError::Mx { error, sts: Box::new(sts) }),
-        };
-        Ok(DomainFacts::new(domain, mx, mx_dnssec).with_sts(sts))
-    }
-
-    /// The `_mta-sts` TXT lookup as the cache wants it.
-    async fn txt(&self, domain: &DomainName) -> TxtLookup {
-        match self.inner.dns.query_txt(&format!("_mta-sts.{domain}")).await {
-            Ok(answer) => match answer.rrset {
-                Rrset::Records(records) => match select_txt(records.iter().map(String::as_str)) {
-                    Ok(record) => {
-                        tracing::info!(domain = %domain, id = %record.id(),
-                            "Successfully fetched MTA-STS TXT record for domain ({domain})");
-                        TxtLookup::Record(record.policy_id())
-                    }
-                    Err(TxtError::NoRecord) => TxtLookup::NoRecord,
-                    Err(e) => {
-                        tracing::info!(domain = %domain, reason = %e, "Invalid MTA-STS TXT record for domain ({domain})");
-                        TxtLookup::Invalid
-                    }
-                },
-                Rrset::NoData | Rrset::NxDomain => {
-                    tracing::debug!(domain = %domain, "No MTA-STS TXT record for domain ({domain})");
-                    TxtLookup::NoRecord
-                }
-            },
-            Err(e) => {
-                tracing::info!(domain = %domain, reason = %e, "Failed to fetch MTA-STS TXT record for domain ({domain})");
-                TxtLookup::Failed
-            }
-        }
-    }
-
-    /// TXT, then the cache; a fetch runs on a blocking thread, one per
-    /// domain and id however many resolves ask at once.
-    async fn discover(&self, domain: &DomainName) -> Decision {
-        let txt = self.txt(domain).await;
-        // A hit is answered here; only a fetch moves to a blocking thread.
-        if let Some(decision) = self.inner.cache.decide_unless_fetch(domain, txt, SystemTime::now()) {
-            log_decision(domain, &decision);
-            return decision;
-        }
-        let this = self.clone();
-        let d = domain.clone();
-        let task = self.inner.dns.runtime().spawn_blocking(move || {
-            let inner = &this.inner;
-            inner.cache.lookup(&d, txt, SystemTime::now(), |_id| inner.fetcher.fetch(&d).map_err(FetchFailure::from))
-        });
-        let decision = task.await.unwrap_or_else(|e| {
-            let failure = FetchFailure::new(ResultType::StsPolicyFetchError, TaskEnded(e.to_string()));
-            Decision::NoPolicy(NoPolicyReason::FetchFailed(failure))
-        });
-        log_decision(domain, &decision);
-        decision
+        let found = discovery::discover_sts(&inner.dns, &inner.cache, &self.fetch(), domain, SystemTime::now()).await;
+        log_sts(&found);
+        found.decision
     }
 
     /// Refreshes every policy the cache lists as due (RFC 8461 §10.2): a
     /// new TXT lookup, then a fetch unless the policy id is backing off.
-    /// Up to 16 domains at a time. Blocks.
-    pub fn refresh_due(&self) -> RefreshReport {
-        let this = self.clone();
-        self.inner.dns.block("", "TXT", async move { Ok(this.refresh_all().await) }).unwrap_or_default()
-    }
-
-    async fn refresh_all(self) -> RefreshReport {
+    /// Up to 16 domains at a time. Run it every few minutes from a task of
+    /// your own (or use [`blocking::PolicyResolver::start_refresher`]).
+    pub async fn refresh_due(&self) -> RefreshReport {
         let due = self.inner.cache.due_for_refresh(SystemTime::now());
         let mut report = RefreshReport { due: due.len(), ..RefreshReport::default() };
         let results: Vec<Option<bool>> =
@@ -377,22 +312,16 @@ impl PolicyResolver {
 
     /// `Some(true)` refreshed, `Some(false)` failed, `None` no fetch needed.
     async fn refresh_one(&self, domain: DomainName) -> Option<bool> {
-        let txt = self.txt(&domain).await;
-        let this = self.clone();
-        let task = self.inner.dns.runtime().spawn_blocking(move || {
-            let inner = &this.inner;
-            let now = SystemTime::now();
-            match inner.cache.refresh(&domain, txt, now) {
-                Decision::Fetch { id } => {
-                    let result = inner.fetcher.fetch(&domain).map_err(FetchFailure::from);
-                    let ok = result.is_ok();
-                    let _ = inner.cache.record_fetch(&domain, id, result, now);
-                    Some(ok)
-                }
-                _ => None,
-            }
-        });
-        task.await.unwrap_or(Some(false))
+        let txt = discovery::sts_txt(&self.inner.dns, &domain).await;
+        log_txt(&domain, &txt);
+        let now = SystemTime::now();
+        let Decision::Fetch { id } = self.inner.cache.refresh(&domain, txt.lookup(), now) else {
+            return None;
+        };
+        let result = self.fetch().fetch(&domain).await;
+        let ok = result.is_ok();
+        let _ = self.inner.cache.record_fetch(&domain, id, result, now);
+        Some(ok)
     }
 
     /// The engine's [`verdict`](crate::engine::verdict) for a message after
@@ -420,57 +349,6 @@ impl PolicyResolver {
         }
         verdict
     }
-
-    /// Starts a thread that calls [`refresh_due`](Self::refresh_due) every
-    /// `every`; it stops when the returned handle is stopped or dropped.
-    pub fn start_refresher(&self, every: Duration) -> Refresher {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let this = self.clone();
-        let thread = thread::Builder::new()
-            .name("smtp-tls-policy-refresh".into())
-            .spawn(move || {
-                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                    let report = this.refresh_due();
-                    if report.due > 0 {
-                        tracing::info!(
-                            due = report.due,
-                            refreshed = report.refreshed,
-                            failed = report.failed,
-                            "MTA-STS policy refresh"
-                        );
-                    }
-                }
-            })
-            .ok();
-        Refresher { stop: Some(stop), thread }
-    }
-}
-
-/// The background refresher of [`PolicyResolver::start_refresher`].
-#[derive(Debug)]
-pub struct Refresher {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl Refresher {
-    /// Stops the refresher and waits for a running refresh to end.
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Refresher {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
 }
 
 #[derive(Debug)]
@@ -483,6 +361,35 @@ impl fmt::Display for TaskEnded {
 }
 
 impl std::error::Error for TaskEnded {}
+
+/// The log lines of one discovery, as gateway operators read them.
+fn log_gathered(domain: &DomainName, gathered: &Gathered) {
+    if let Some(found) = &gathered.sts {
+        log_sts(found);
+    }
+    if let Some(mx) = &gathered.mx {
+        crate::dns::log_mx(domain, mx);
+    }
+}
+
+fn log_sts(found: &StsDiscovery) {
+    log_txt(&found.domain, &found.txt);
+    log_decision(&found.domain, &found.decision);
+}
+
+fn log_txt(domain: &DomainName, txt: &TxtFinding) {
+    match txt {
+        TxtFinding::Record(record) => tracing::info!(domain = %domain, id = %record.id(),
+            "Successfully fetched MTA-STS TXT record for domain ({domain})"),
+        TxtFinding::NoRecord => tracing::debug!(domain = %domain, "No MTA-STS TXT record for domain ({domain})"),
+        TxtFinding::Invalid(e) => {
+            tracing::info!(domain = %domain, reason = %e, "Invalid MTA-STS TXT record for domain ({domain})")
+        }
+        TxtFinding::Failed(e) => {
+            tracing::info!(domain = %domain, reason = %e, "Failed to fetch MTA-STS TXT record for domain ({domain})")
+        }
+    }
+}
 
 fn log_decision(domain: &DomainName, decision: &Decision) {
     if let Decision::Apply { policy, id, reason } = decision {
