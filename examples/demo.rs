@@ -30,17 +30,17 @@ use ring::digest::{SHA256, digest};
 use smtp_tls_policy::dane::TlsaRecord;
 use smtp_tls_policy::dns::{DnsConfig, DnssecMode, TrustAnchor};
 use smtp_tls_policy::engine::{
-    Attempt, AuthOutcome, Authentication, Basis, DeliveryContext, DestinationControls, HostResult, Plan, Verdict,
+    Attempt, AuthOutcome, Authentication, Basis, DeliveryContext, DestinationControls, Outcome, Plan, PlanSts, Verdict,
 };
 use smtp_tls_policy::fetch::{FetchConfig, Roots};
-use smtp_tls_policy::report::{Aggregator, FailureDetail, ReportMeta, ReportPolicy};
+use smtp_tls_policy::report::{Aggregator, ReportMeta};
 use smtp_tls_policy::resolver::ResolverConfig;
 use smtp_tls_policy::resolver::blocking::PolicyResolver;
 use smtp_tls_policy::sts::{Mode, Policy};
 use smtp_tls_policy::verify::custom_roots;
 use support::dns::{DnsWorld, Zones};
 use support::https::{Pki, PolicyServer, ok, self_signed};
-use support::smtp::{SmtpServer, Starttls, deliver_plan, smtp_server};
+use support::smtp::{SmtpServer, Starttls, deliver_message, smtp_server};
 
 /// The destination controls, as an operator writes them.
 const CONTROLS: &str = "\
@@ -200,26 +200,38 @@ fn world() -> ExitCode {
             println!("   log   {line}");
         }
         print_plan(&plan);
-        let tried = deliver_plan(&plan, addr, Arc::clone(&roots), "Subject: demo\r\n\r\nHello from the demo.");
+        let (tried, delivery) =
+            deliver_message(&plan, addr, Arc::clone(&roots), "Subject: demo\r\n\r\nHello from the demo.");
         for (d, host) in tried.iter().zip(&plan.hosts) {
             println!("   try   {}: {}", host.host, attempt_text(&d.attempt));
         }
-        let results: Vec<HostResult> = tried.iter().map(|d| d.result.clone()).collect();
-        let v = resolver.verdict(&plan, &results, DeliveryContext::new(Duration::from_secs(60)));
-        for line in log.lock().unwrap().drain(..) {
-            println!("   log   {line}");
-        }
-        let (kind, status, reason) = match &v {
-            Verdict::Deliver { .. } => ("Deliver", v.status(), v.reason()),
-            Verdict::Defer { .. } => ("Defer", v.status(), v.reason()),
-            _ => ("Bounce", v.status(), v.reason()),
-        };
-        println!("   ⇒ {kind} {status}: {reason}");
-        if let Verdict::Defer { recheck_policy: true, .. } = &v {
+        let outcome = resolver.finish(delivery, DeliveryContext::new(Duration::from_secs(60)));
+        let kind = print_outcome(log, &outcome);
+        outcome.sessions.iter().for_each(|s| report.record(s));
+        if let Verdict::Defer { recheck_policy: true, .. } = &outcome.verdict {
             println!("     (before bouncing, the MTA re-checks the MTA-STS policy for a newer id, RFC 8461 §5.1)");
+            // Five days and an hour later, past the queue lifetime: re-check
+            // the policy (same id), try again, and the message bounces.
+            let age = Duration::from_secs(5 * 86_400 + 3600);
+            println!(
+                "   … {} hours later, past the queue lifetime: the policy re-checked, one more try",
+                age.as_secs() / 3600
+            );
+            match resolver.resolve(domain) {
+                Ok(again) => {
+                    let (_, delivery) =
+                        deliver_message(&again, addr, Arc::clone(&roots), "Subject: demo\r\n\r\nHello.");
+                    let last = resolver.finish(delivery, DeliveryContext::new(age).rechecked());
+                    as_expected &= print_outcome(log, &last) == "Bounce";
+                    last.sessions.iter().for_each(|s| report.record(s));
+                }
+                Err(e) => {
+                    println!("   cannot resolve: {e}");
+                    as_expected = false;
+                }
+            }
         }
         as_expected &= kind == expected;
-        record(&mut report, &plan, &v);
     }
 
     let meta = ReportMeta::new(
@@ -244,8 +256,10 @@ fn world() -> ExitCode {
 }
 
 fn print_plan(plan: &Plan) {
-    if let Some((id, policy)) = &plan.sts {
-        println!("   plan  MTA-STS policy id {id}, mode {}", policy.mode());
+    match &plan.sts {
+        PlanSts::Applied { id, policy } => println!("   plan  MTA-STS policy id {id}, mode {}", policy.mode()),
+        PlanSts::Unavailable(failure) => println!("   plan  MTA-STS policy announced but unavailable: {failure}"),
+        _ => {}
     }
     for host in &plan.hosts {
         let r = &host.requirement;
@@ -279,7 +293,7 @@ fn attempt_text(a: &Attempt) -> String {
         Attempt::Tls { version, auth, .. } => match auth {
             AuthOutcome::NotChecked => write!(s, "{version}, certificate not checked"),
             AuthOutcome::WebPki(Ok(name)) => write!(s, "{version}, WebPKI certificate valid for {name}"),
-            AuthOutcome::WebPki(Err(e)) => write!(s, "{version}, WebPKI check failed: {e:?}"),
+            AuthOutcome::WebPki(Err(e)) => write!(s, "{version}, WebPKI check failed: {e}"),
             AuthOutcome::Dane(o) if o.is_authenticated() => write!(s, "{version}, DANE verified"),
             AuthOutcome::Dane(o) => {
                 write!(s, "{version}, DANE failed: {}", o.failure().map(ToString::to_string).unwrap_or_default())
@@ -291,30 +305,19 @@ fn attempt_text(a: &Attempt) -> String {
     s
 }
 
-/// TLS-RPT (RFC 8460 §4): one session per delivery, under the policy that
-/// applied — MTA-STS, DANE (TLSA), or none.
-fn record(report: &mut Aggregator, plan: &Plan, v: &Verdict) {
-    let policy = match (&plan.sts, plan.hosts.first().map(|h| &h.requirement.auth)) {
-        (Some((_, p)), _) if p.mode() != Mode::None => ReportPolicy::sts(&plan.domain, p),
-        (_, Some(Authentication::Dane { records, .. })) => ReportPolicy::tlsa(&plan.domain, records),
-        _ => return,
-    };
-    let failures = match v {
-        Verdict::Deliver { failures, .. } | Verdict::Defer { failures, .. } | Verdict::Bounce { failures, .. } => {
-            failures
-        }
-        _ => return,
-    };
-    let mut failed = false;
-    for f in failures.iter().filter(|f| f.result_type.is_some()) {
-        if let Some(rt) = f.result_type {
-            report.record_failure(&policy, FailureDetail::new(rt, Some(&f.host)));
-            failed = true;
-        }
+/// Prints the log lines and the verdict; returns its kind.
+fn print_outcome(log: &Mutex<Vec<String>>, outcome: &Outcome) -> &'static str {
+    for line in log.lock().unwrap().drain(..) {
+        println!("   log   {line}");
     }
-    if !failed {
-        report.record_success(&policy);
-    }
+    let v = &outcome.verdict;
+    let kind = match v {
+        Verdict::Deliver { .. } => "Deliver",
+        Verdict::Defer { .. } => "Defer",
+        _ => "Bounce",
+    };
+    println!("   ⇒ {kind} {}: {}", v.status(), v.reason());
+    kind
 }
 
 /// `demo -- POLICY_FILE [MX_HOST ...]`: is this policy valid, and which MX

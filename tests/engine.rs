@@ -183,7 +183,7 @@ fn mta_sts_skipped_for_a_configuration_error_falls_to_tls_support() {
         c.plan(&facts([TlsaFacts::Secure(usable_tlsa()), TlsaFacts::SecureNone], sts("enforce", &["x.example"])));
     assert_eq!(hosts(&plan), ["mx1.example.com", "mx2.example.com"]);
     assert!(plan.hosts.iter().all(|h| h.requirement.tls == TlsRequirement::Never));
-    assert!(plan.sts.is_none());
+    assert!(plan.sts.applied().is_none());
 }
 
 /// DESIGN.md precedence 1: an SMTP route exempts the domain from DANE and
@@ -197,7 +197,7 @@ fn smtp_route_exempts_from_dane_and_mta_sts() {
     assert_eq!(plan.route, Some(name("relay.isp.example")));
     let r = &plan.hosts[0].requirement;
     assert_eq!((r.basis, r.tls, &r.auth), (Basis::Route, TlsRequirement::Required, &Authentication::None));
-    assert!(plan.skipped.is_empty() && plan.sts.is_none());
+    assert!(plan.skipped.is_empty() && plan.sts.applied().is_none());
 }
 
 /// RFC 8461 §3.4 option: the route host's domain is the policy domain.
@@ -572,4 +572,90 @@ fn a_failed_handshake_and_the_plaintext_retry() {
     assert!(matches!(assess(&may, &may.hosts[0], &retry), HostResult::Deliver { level: SecurityLevel::Plaintext, .. }));
     let must = controls(TlsSupport::Required, DaneSupport::None, StsSupport::Off).plan(&f);
     assert!(matches!(assess(&must, &must.hosts[0], &retry), HostResult::TryNext(_)));
+}
+
+// ------------------------------------------------------------ the delivery loop
+
+/// `Delivery` hands out the hosts in order, stops on the first delivery,
+/// and turns the attempts into the verdict and one TLS-RPT session per
+/// attempt with a TLS outcome (RFC 8460 §4.1) under the policy that
+/// governed the host.
+#[test]
+fn delivery_owns_the_attempt_loop_and_yields_the_sessions() {
+    let c = controls(TlsSupport::Preferred, DaneSupport::Opportunistic, StsSupport::On);
+    let f =
+        facts([TlsaFacts::SecureNone, TlsaFacts::SecureNone], sts("enforce", &["mx1.example.com", "mx2.example.com"]));
+    let plan = c.plan(&f);
+    let mut d = plan.delivery();
+    let first = d.next_host().unwrap();
+    assert_eq!(first.host, name("mx1.example.com"));
+    assert!(matches!(d.record(webpki_err(CertFailure::Expired)), Some(HostResult::TryNext(_))));
+    assert_eq!(d.next_host().unwrap().host, name("mx2.example.com"));
+    assert!(matches!(d.record(webpki_ok()), Some(HostResult::Deliver { .. })));
+    assert!(d.delivered());
+    assert!(d.next_host().is_none(), "no host after a delivery");
+    assert!(d.record(webpki_ok()).is_none(), "nothing pending");
+    let outcome = d.finish(fresh());
+    assert!(matches!(outcome.verdict, Verdict::Deliver { .. }));
+    let kinds: Vec<(&str, Option<ResultType>)> =
+        outcome.sessions.iter().map(|s| (s.policy.policy_type, s.failure.as_ref().map(|f| f.result_type))).collect();
+    assert_eq!(kinds, [("sts", Some(ResultType::CertificateExpired)), ("sts", None)]);
+    assert_eq!(outcome.sessions[0].failure.as_ref().unwrap().receiving_mx_hostname.as_deref(), Some("mx1.example.com"));
+    let sts = outcome.sts.expect("an enforced policy has an outcome");
+    // Delivered with a verified certificate, but an earlier host failed: not met.
+    assert!(!sts.met);
+    assert_eq!(sts.to_string(), "MTA-STS policy for the domain (example.com) Failed.");
+}
+
+#[test]
+fn a_host_handed_out_and_not_recorded_counts_as_unreachable() {
+    let c = controls(TlsSupport::Preferred, DaneSupport::Opportunistic, StsSupport::On);
+    let f = facts([TlsaFacts::SecureNone, TlsaFacts::SecureNone], sts("enforce", &["*.example.com"]));
+    let plan = c.plan(&f);
+    let mut d = plan.delivery();
+    d.next_host();
+    assert_eq!(d.next_host().unwrap().host, name("mx2.example.com"), "the results stay in step with the hosts");
+    d.record(webpki_ok());
+    let outcome = d.finish(fresh());
+    assert!(matches!(&outcome.verdict, Verdict::Deliver { host, .. } if *host == name("mx2.example.com")));
+    // The unreachable host is no TLS session; the delivery met the policy.
+    assert_eq!(outcome.sessions.len(), 1);
+    assert!(outcome.sessions[0].is_success());
+    let sts = outcome.sts.unwrap();
+    assert!(sts.met);
+    assert_eq!(sts.to_string(), "MTA-STS policy for the domain (example.com) Successful.");
+}
+
+/// A policy announced but not to be had is in the plan (RFC 8461 §5.1:
+/// delivery goes on) and reported as a failed `sts` session (RFC 8460
+/// §4.3.2.2); skipped hosts are failed sessions of their own.
+#[test]
+fn plan_sts_carries_an_unavailable_policy_and_skips_are_sessions() {
+    use smtp_tls_policy::cache::FetchFailure;
+    use smtp_tls_policy::engine::PlanSts;
+    #[derive(Debug, thiserror::Error)]
+    #[error("HTTP 404")]
+    struct NotFound;
+    let c = controls(TlsSupport::Preferred, DaneSupport::Opportunistic, StsSupport::On);
+    let failure = FetchFailure::new(ResultType::StsPolicyFetchError, NotFound);
+    let f = facts([TlsaFacts::Bogus, TlsaFacts::SecureNone], StsFacts::Unavailable(failure.clone()));
+    let plan = c.plan(&f);
+    assert_eq!(plan.sts, PlanSts::Unavailable(failure));
+    assert!(plan.sts.applied().is_none());
+    let mut d = plan.delivery();
+    while d.next_host().is_some() {
+        d.record(tls(AuthOutcome::NotChecked));
+    }
+    let outcome = d.finish(fresh());
+    assert!(outcome.sts.is_none());
+    let kinds: Vec<(&str, Option<ResultType>)> =
+        outcome.sessions.iter().map(|s| (s.policy.policy_type, s.failure.as_ref().map(|f| f.result_type))).collect();
+    assert_eq!(
+        kinds,
+        [("tlsa", Some(ResultType::DnssecInvalid)), ("sts", Some(ResultType::StsPolicyFetchError)), ("sts", None),]
+    );
+    // The sessions feed the aggregator as they are.
+    let mut agg = smtp_tls_policy::report::Aggregator::new();
+    outcome.sessions.iter().for_each(|s| agg.record(s));
+    assert_eq!(agg.totals(&name("example.com")), (1, 2));
 }

@@ -116,7 +116,7 @@ fn name(s: &str) -> DomainName {
 }
 
 fn sts_id(r: &PolicyResolver, domain: &str) -> Option<String> {
-    r.resolve(domain).unwrap().sts.map(|(id, _)| id.to_string())
+    r.resolve(domain).unwrap().sts.applied().map(|(id, _)| id.to_string())
 }
 
 #[test]
@@ -124,7 +124,7 @@ fn rfc8461_a_valid_enforce_domain_end_to_end() {
     let w = world();
     let r = resolver(&w);
     let plan = r.resolve("enforce.signed").unwrap();
-    let (id, policy) = plan.sts.clone().expect("the policy applies");
+    let (id, policy) = plan.sts.applied().expect("the policy applies");
     assert_eq!((id.as_str(), policy.mode()), ("1", Mode::Enforce));
     assert_eq!(plan.hosts.len(), 1);
     let host = &plan.hosts[0];
@@ -153,7 +153,7 @@ fn rfc8461_3_3_a_new_id_fetches_the_new_policy() {
     w.dns.replace("signed.", "_mta-sts.idchange 0 TXT \"v=STSv1; id=2;\"");
     w.https.set("mta-sts.idchange.signed", policy("enforce", "*.common.signed"));
     let plan = r.resolve("idchange.signed").unwrap();
-    let (id, policy) = plan.sts.unwrap();
+    let (id, policy) = plan.sts.applied().unwrap();
     assert_eq!(id.as_str(), "2");
     assert_eq!(policy.mx()[0].to_string(), "*.common.signed");
     assert_eq!(w.https.requests("mta-sts.idchange.signed"), 2);
@@ -257,7 +257,7 @@ fn hostile_policy_hosts_never_yield_a_policy() {
     for (d, reply, cert, expected) in table {
         w.https.set_with(&format!("mta-sts.{d}.signed"), reply, cert);
         let plan = r.resolve(&format!("{d}.signed")).unwrap();
-        assert!(plan.sts.is_none(), "{d}");
+        assert!(plan.sts.applied().is_none(), "{d}");
         // Delivery goes on under the TLS support, to the MX host.
         assert_eq!(plan.hosts[0].requirement.basis, Basis::TlsSupport, "{d}");
         let facts = r.facts(&format!("{d}.signed")).unwrap();
@@ -273,7 +273,7 @@ fn fifty_concurrent_resolves_make_one_https_request() {
     let threads: Vec<_> = (0..50)
         .map(|_| {
             let r = r.clone();
-            thread::spawn(move || r.resolve("conc.signed").unwrap().sts.is_some())
+            thread::spawn(move || r.resolve("conc.signed").unwrap().sts.applied().is_some())
         })
         .collect();
     assert!(threads.into_iter().all(|t| t.join().unwrap()));
@@ -298,7 +298,7 @@ fn async_resolves_share_the_cache_and_the_flight() {
         }
         plans
     });
-    assert!(plans.iter().all(|p| p.sts.is_some()));
+    assert!(plans.iter().all(|p| p.sts.applied().is_some()));
     assert_eq!(w.https.requests("mta-sts.conc-async.signed"), 1);
 }
 
@@ -392,7 +392,7 @@ fn rfc8461_10_2_refresh_due_fetches_again_and_the_refresher_runs() {
     config.cache = CacheConfig::default().refresh_interval(Duration::ZERO);
     let r = PolicyResolver::new(config).unwrap();
     let host = "mta-sts.refresh.signed";
-    assert!(r.resolve("refresh.signed").unwrap().sts.is_some());
+    assert!(r.resolve("refresh.signed").unwrap().sts.applied().is_some());
     let report = r.refresh_due();
     assert_eq!((report.due, report.refreshed, report.failed), (1, 1, 0));
     assert_eq!(w.https.requests(host), 2);
@@ -400,12 +400,12 @@ fn rfc8461_10_2_refresh_due_fetches_again_and_the_refresher_runs() {
     w.https.set(host, response("503 Busy", &[("Content-Length", "0")], b""));
     let report = r.refresh_due();
     assert_eq!((report.refreshed, report.failed), (0, 1));
-    assert!(r.resolve("refresh.signed").unwrap().sts.is_some());
+    assert!(r.resolve("refresh.signed").unwrap().sts.applied().is_some());
     // The background refresher: the back-off (5 minutes) holds it off, so
     // purge and re-resolve to have a due entry again.
     w.https.set(host, policy("enforce", "mx.common.signed"));
     r.cache().purge(&name("refresh.signed"));
-    assert!(r.resolve("refresh.signed").unwrap().sts.is_some());
+    assert!(r.resolve("refresh.signed").unwrap().sts.applied().is_some());
     let before = w.https.requests(host);
     let refresher = r.start_refresher(Duration::from_millis(50));
     let start = Instant::now();

@@ -51,6 +51,18 @@ pub enum DnssecStatus {
     Indeterminate,
 }
 
+impl fmt::Display for DnssecStatus {
+    /// The RFC 4035 §4.3 words: "secure", "insecure", "bogus", "indeterminate".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Secure => "secure",
+            Self::Insecure => "insecure",
+            Self::Bogus => "bogus",
+            Self::Indeterminate => "indeterminate",
+        })
+    }
+}
+
 impl DnssecStatus {
     /// The weaker of two statuses: bogus < indeterminate < insecure < secure
     /// (an answer is only as good as its weakest part).

@@ -284,14 +284,14 @@ impl DnsResolver {
         match answer {
             Ok(a) if a.records().is_empty() => Err(DnsError::new(
                 DnsErrorKind::Network(format!(
-                    "the servers have no NS records for the root zone ({:?}): they do not resolve public names",
-                    a.rrset
+                    "the servers have no NS records for the root zone ({}): they do not resolve public names",
+                    if a.rrset == Rrset::NxDomain { "NXDOMAIN" } else { "NODATA" }
                 )),
                 ".",
                 "NS",
             )),
             Ok(a) if self.validates() && a.status != DnssecStatus::Secure => {
-                cannot(format!("the root zone's NS RRset is {:?}", a.status).to_lowercase())
+                cannot(format!("the root zone's NS RRset is {}", a.status))
             }
             Ok(_) => Ok(()),
             Err(e) if *e.kind() == DnsErrorKind::Bogus => cannot("the root zone's NS RRset does not validate".into()),

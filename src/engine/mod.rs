@@ -31,6 +31,7 @@
 //! was re-checked for a newer id (RFC 8461 §5.1; the verdict asks for it).
 
 mod config;
+mod delivery;
 mod plan;
 mod verdict;
 
@@ -40,9 +41,10 @@ pub use config::{
     ConfigErrors, ConfigProblem, DaneSupport, Destination, DestinationControls, Loaded, Options, Profile, StsSupport,
     TlsSupport, UnknownKeyword, Validation, parse_duration,
 };
+pub use delivery::{Delivery, Outcome, StsOutcome};
 pub use plan::{
-    Authentication, Basis, HostPlan, OnAuthFailure, Plan, Requirement, SkipReason, TestingCheck, TlsRequirement,
-    TlsVersion,
+    Authentication, Basis, HostPlan, OnAuthFailure, Plan, PlanSts, Requirement, SkipReason, TestingCheck,
+    TlsRequirement, TlsVersion,
 };
 pub use verdict::{
     Attempt, AuthOutcome, CertFailure, DeliveryContext, EnhancedStatus, Failure, HostResult, SecurityLevel, Verdict,

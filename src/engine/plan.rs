@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::config::{DaneSupport, DestinationControls, Options, Profile, StsSupport, TlsSupport};
+use crate::cache::FetchFailure;
 use crate::dane::TlsaRecord;
 use crate::discovery::{DnssecStatus, DomainFacts, StsFacts, TlsaFacts};
 use crate::name::DomainName;
@@ -210,9 +211,42 @@ pub struct Plan {
     pub hosts: Vec<HostPlan>,
     /// The hosts not tried, and why.
     pub skipped: Vec<(DomainName, SkipReason)>,
-    /// The MTA-STS policy that was applied, if any (for TLS-RPT and the
-    /// re-check before a bounce).
-    pub sts: Option<(PolicyId, Arc<Policy>)>,
+    /// What MTA-STS contributed: the policy applied to a host, a policy
+    /// announced but not to be had, or nothing (for TLS-RPT, the log and
+    /// the re-check before a bounce).
+    pub sts: PlanSts,
+}
+
+/// MTA-STS in a [`Plan`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum PlanSts {
+    /// The policy governs at least one host (or excluded one as unlisted).
+    Applied {
+        /// Its id.
+        id: PolicyId,
+        /// The policy.
+        policy: Arc<Policy>,
+    },
+    /// The domain announces a policy (TXT record) that could not be
+    /// fetched or did not parse, and none is cached: delivery goes on under
+    /// the TLS support (RFC 8461 §5.1), and TLS-RPT reports the failure
+    /// (RFC 8460 §4.3.2.2).
+    Unavailable(FetchFailure),
+    /// No policy, MTA-STS off for the destination, or a policy that no
+    /// host needed (every host DANE).
+    #[default]
+    None,
+}
+
+impl PlanSts {
+    /// The applied policy, if any.
+    pub fn applied(&self) -> Option<(PolicyId, &Arc<Policy>)> {
+        match self {
+            Self::Applied { id, policy } => Some((*id, policy)),
+            _ => None,
+        }
+    }
 }
 
 impl Plan {
@@ -245,7 +279,12 @@ impl DestinationControls {
             route: None,
             hosts: Vec::new(),
             skipped: Vec::new(),
-            sts: None,
+            sts: match (&facts.sts, profile.sts) {
+                (StsFacts::Unavailable(failure), StsSupport::On) if tls_allowed => {
+                    PlanSts::Unavailable(failure.clone())
+                }
+                _ => PlanSts::None,
+            },
         };
 
         if let Some(route) = self.route_for(&facts.domain) {
@@ -256,7 +295,7 @@ impl DestinationControls {
                 && let Some((id, policy)) = &sts_policy
                 && let Some(sts) = sts_requirement(policy, route, &options, &requirement)
             {
-                plan.sts = Some((*id, Arc::clone(policy)));
+                plan.sts = PlanSts::Applied { id: *id, policy: Arc::clone(policy) };
                 match sts {
                     Some(r) => requirement = r,
                     None => {
@@ -324,11 +363,11 @@ impl DestinationControls {
             if let Some((id, policy)) = &sts_policy {
                 match sts_requirement(policy, &mx.host, &options, &requirement) {
                     Some(Some(r)) => {
-                        plan.sts = Some((*id, Arc::clone(policy)));
+                        plan.sts = PlanSts::Applied { id: *id, policy: Arc::clone(policy) };
                         requirement = r;
                     }
                     Some(None) => {
-                        plan.sts = Some((*id, Arc::clone(policy)));
+                        plan.sts = PlanSts::Applied { id: *id, policy: Arc::clone(policy) };
                         plan.skipped.push((mx.host.clone(), SkipReason::NotInStsPolicy));
                         continue;
                     }

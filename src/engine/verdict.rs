@@ -119,6 +119,18 @@ pub enum SecurityLevel {
     DaneVerified,
 }
 
+impl fmt::Display for SecurityLevel {
+    /// Operator text: "plain text", "encrypted", "WebPKI-verified", "DANE-verified".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Plaintext => "plain text",
+            Self::Encrypted => "encrypted",
+            Self::WebPkiVerified => "WebPKI-verified",
+            Self::DaneVerified => "DANE-verified",
+        })
+    }
+}
+
 /// A failure: one line for the operator, its TLS-RPT result type (when it
 /// is a TLS-RPT failure), and whether it is a security failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -448,7 +460,7 @@ pub fn verdict(plan: &Plan, results: &[HostResult], context: DeliveryContext) ->
                     host: host.host.clone(),
                     level: *level,
                     status: EnhancedStatus::new(2, 0, 0),
-                    reason: format!("delivered to {} ({level:?}, {})", host.host, basis_text(host.requirement.basis)),
+                    reason: format!("delivered to {} ({level}, {})", host.host, basis_text(host.requirement.basis)),
                     failures,
                 };
             }

@@ -56,7 +56,8 @@ pub mod server;
 
 use std::fmt;
 
-use crate::engine::{Authentication, Basis, DaneSupport, Options, Plan, StsFacts};
+use crate::cache::FetchFailure;
+use crate::engine::{Authentication, Basis, DaneSupport, Options, Plan, PlanSts, StsFacts};
 use crate::name::DomainName;
 use crate::sts::Policy;
 
@@ -194,8 +195,7 @@ impl ZoneOptions {
 }
 
 /// The Postfix TLS policy for a plan (see the module docs for the table).
-/// `sts` is what the MTA-STS discovery found (for `policy_failure`).
-pub fn policy_reply(plan: &Plan, sts: &StsFacts, options: ZoneOptions) -> Reply {
+pub fn policy_reply(plan: &Plan, options: ZoneOptions) -> Reply {
     if plan.route.is_some() {
         return Reply::NotFound;
     }
@@ -227,8 +227,9 @@ pub fn policy_reply(plan: &Plan, sts: &StsFacts, options: ZoneOptions) -> Reply 
         return Reply::Ok(data);
     }
     match (&plan.sts, enforced) {
-        (Some((_, policy)), true) => secure(domain, policy, options),
-        _ => unavailable_reply(domain, sts, options),
+        (PlanSts::Applied { policy, .. }, true) => secure(domain, policy, options),
+        (PlanSts::Unavailable(failure), _) => unavailable_reply(domain, failure, options),
+        _ => Reply::NotFound,
     }
 }
 
@@ -252,9 +253,9 @@ pub fn policy_without_mx(
 }
 
 /// `NOTFOUND`, or the zone's level for a policy that could not be had.
-fn unavailable_reply(domain: &DomainName, sts: &StsFacts, options: ZoneOptions) -> Reply {
-    match (sts, options.unavailable) {
-        (StsFacts::Unavailable(failure), Some(level)) => {
+fn unavailable_reply(domain: &DomainName, failure: &FetchFailure, options: ZoneOptions) -> Reply {
+    match options.unavailable {
+        Some(level) => {
             let mut data = level.to_string();
             if options.tlsrpt {
                 data.push_str(&format!(" policy_type=sts policy_domain={domain}"));

@@ -240,10 +240,9 @@ pub fn answer(zones: &HashMap<String, Zone>, payload: &[u8]) -> Reply {
         return Reply::NotFound;
     }
     let Ok(domain) = DomainName::parse(key) else { return Reply::NotFound };
-    match zone.resolver.facts_of(&domain) {
-        Ok(facts) => {
-            let plan = zone.resolver.controls().plan(&facts);
-            let reply = policy_reply(&plan, &facts.sts, zone.options);
+    match zone.resolver.resolve(domain.as_str()) {
+        Ok(plan) => {
+            let reply = policy_reply(&plan, zone.options);
             tracing::debug!(domain = %domain, zone = request.name, reply = %reply, "socketmap answer");
             reply
         }

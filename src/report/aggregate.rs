@@ -50,6 +50,12 @@ impl ReportPolicy {
         }
     }
 
+    /// An MTA-STS policy `domain` announces (TXT record) but that could
+    /// not be fetched or parsed: no policy string, no patterns.
+    pub fn sts_unavailable(domain: &DomainName) -> Self {
+        Self { policy_type: "sts", policy_string: Vec::new(), policy_domain: domain.clone(), mx_host: Vec::new() }
+    }
+
     /// No policy was found for `domain`.
     pub fn none(domain: &DomainName) -> Self {
         Self {

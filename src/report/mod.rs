@@ -23,11 +23,13 @@
 
 mod aggregate;
 mod record;
+mod session;
 
 use std::fmt;
 
 pub use aggregate::{Aggregator, FailureDetail, ReportMeta, ReportPolicy, report_filename};
 pub use record::{ReportUri, TLSRPT_VERSION, TlsRptError, TlsRptRecord, select_tlsrpt};
+pub use session::Session;
 
 /// A failure result type of an RFC 8460 aggregate report (§4.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

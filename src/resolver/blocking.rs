@@ -15,7 +15,7 @@ use super::{RefreshReport, ResolveError, ResolverConfig};
 use crate::cache::{Decision, NoPolicyReason, PolicyCache};
 use crate::dns::blocking::Runtime;
 use crate::dns::{DnsError, DnsErrorKind};
-use crate::engine::{DeliveryContext, DestinationControls, DomainFacts, HostResult, Plan, Verdict};
+use crate::engine::{Delivery, DeliveryContext, DestinationControls, DomainFacts, HostResult, Outcome, Plan, Verdict};
 use crate::name::DomainName;
 
 /// The blocking façade. Thread-safe, cheap to clone (clones share
@@ -90,6 +90,11 @@ impl PolicyResolver {
     pub fn refresh_due(&self) -> RefreshReport {
         let report = async { Ok::<_, ResolveError>(self.inner.refresh_due().await) };
         self.runtime.block(report, || in_async("", "TXT")).unwrap_or_default()
+    }
+
+    /// [`super::PolicyResolver::finish`]: the message's outcome, logged.
+    pub fn finish(&self, delivery: Delivery<'_>, context: DeliveryContext) -> Outcome {
+        self.inner.finish(delivery, context)
     }
 
     /// [`super::PolicyResolver::verdict`].

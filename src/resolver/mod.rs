@@ -46,12 +46,12 @@ use crate::cache::{ApplyReason, CacheConfig, Decision, FetchFailure, PolicyCache
 use crate::discovery::{self, Gathered, PolicyFetch, StsDiscovery, TxtFinding};
 use crate::dns::{DnsConfig, DnsError, DnsResolver};
 use crate::engine::{
-    DeliveryContext, DestinationControls, DomainFacts, HostResult, Plan, SecurityLevel, StsFacts, Verdict,
+    Delivery, DeliveryContext, DestinationControls, DomainFacts, HostResult, Outcome, Plan, StsFacts, Verdict,
 };
 use crate::fetch::{FetchConfig, FetchError, PolicyFetcher};
 use crate::name::DomainName;
 use crate::report::ResultType;
-use crate::sts::{Mode, Policy};
+use crate::sts::Policy;
 
 pub mod blocking;
 
@@ -324,30 +324,41 @@ impl PolicyResolver {
         Some(ok)
     }
 
+    /// Ends a message's [`Delivery`]: its [`Outcome`] (verdict, MTA-STS
+    /// outcome, TLS-RPT sessions), with the MTA-STS outcome logged as
+    /// gateway operators read it: "MTA-STS policy for the domain (…)
+    /// Successful." when the delivery met an applied policy, "… Failed."
+    /// with the reason when it did not (info).
+    pub fn finish(&self, delivery: Delivery<'_>, context: DeliveryContext) -> Outcome {
+        let outcome = delivery.finish(context);
+        log_outcome(&outcome);
+        outcome
+    }
+
     /// The engine's [`verdict`](crate::engine::verdict) for a message after
-    /// the attempts on `plan`'s hosts, logged as gateway operators read it:
-    /// "MTA-STS policy for the domain (…) Successful." when a delivery met
-    /// an applied MTA-STS policy, "… Failed." with the reason when it did
-    /// not (info).
+    /// the attempts on `plan`'s hosts (in plan order), logged as
+    /// [`finish`](Self::finish) logs it. Prefer [`Plan::delivery`], which
+    /// keeps the results in step with the hosts.
     pub fn verdict(&self, plan: &Plan, results: &[HostResult], context: DeliveryContext) -> Verdict {
-        let verdict = crate::engine::verdict(plan, results, context);
-        let domain = &plan.domain;
-        if let Some((id, policy)) = plan.sts.as_ref().filter(|(_, p)| p.mode() != Mode::None) {
-            let met = match &verdict {
-                Verdict::Deliver { level, failures, .. } => {
-                    *level >= SecurityLevel::WebPkiVerified && failures.iter().all(|f| f.result_type.is_none())
-                }
-                _ => false,
-            };
-            if met {
-                tracing::info!(domain = %domain, id = %id, mode = %policy.mode(),
-                    "MTA-STS policy for the domain ({domain}) Successful.");
-            } else {
-                tracing::info!(domain = %domain, id = %id, mode = %policy.mode(), reason = %verdict.reason(),
-                    "MTA-STS policy for the domain ({domain}) Failed.");
+        let mut delivery = plan.delivery();
+        for result in results {
+            if delivery.next_host().is_none() {
+                break;
             }
+            delivery.record_result(result.clone());
         }
-        verdict
+        self.finish(delivery, context).verdict
+    }
+}
+
+fn log_outcome(outcome: &Outcome) {
+    if let Some(sts) = &outcome.sts {
+        let (domain, id, mode) = (&sts.domain, &sts.id, sts.mode);
+        if sts.met {
+            tracing::info!(domain = %domain, id = %id, mode = %mode, "{sts}");
+        } else {
+            tracing::info!(domain = %domain, id = %id, mode = %mode, reason = %outcome.verdict.reason(), "{sts}");
+        }
     }
 }
 

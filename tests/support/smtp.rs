@@ -15,7 +15,7 @@ use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use smtp_tls_policy::engine::{Attempt, HostPlan, HostResult, Plan, TlsRequirement, assess};
+use smtp_tls_policy::engine::{Attempt, Delivery, HostPlan, HostResult, Plan, TlsRequirement, assess};
 use smtp_tls_policy::verify::TlsSetup;
 
 /// What a server does about STARTTLS.
@@ -283,20 +283,28 @@ pub fn deliver_plan(
     roots: Arc<RootCertStore>,
     message: &str,
 ) -> Vec<HostDelivery> {
-    let mut out = Vec::new();
-    for host in &plan.hosts {
-        let delivery = match addr(host.host.as_str()) {
+    deliver_message(plan, addr, roots, message).0
+}
+
+/// [`deliver_plan`] with the crate's [`Delivery`], ready to finish.
+pub fn deliver_message<'p>(
+    plan: &'p Plan,
+    addr: impl Fn(&str) -> Option<SocketAddr>,
+    roots: Arc<RootCertStore>,
+    message: &str,
+) -> (Vec<HostDelivery>, Delivery<'p>) {
+    let mut delivery = plan.delivery();
+    let mut tried = Vec::new();
+    while let Some(host) = delivery.next_host() {
+        let attempt = match addr(host.host.as_str()) {
             Some(a) => deliver(a, plan, host, Arc::clone(&roots), Some(message)),
             None => {
                 let attempt = Attempt::Unreachable;
                 HostDelivery { result: assess(plan, host, &attempt), attempt, sent: false }
             }
         };
-        let stop = !matches!(delivery.result, HostResult::TryNext(_));
-        out.push(delivery);
-        if stop {
-            break;
-        }
+        delivery.record_result(attempt.result.clone());
+        tried.push(attempt);
     }
-    out
+    (tried, delivery)
 }
