@@ -39,7 +39,7 @@ use smtp_tls_policy::postfix::server::{ServerConfig, SocketmapServer, Zone};
 use smtp_tls_policy::resolver::ResolverConfig;
 use smtp_tls_policy::resolver::blocking::PolicyResolver;
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../examples/support/mod.rs"]
 mod support;
 
 use support::dns::{DnsWorld, Zones};

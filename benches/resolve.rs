@@ -1,5 +1,5 @@
 //! The whole resolve against the local world (a signed DNS server and an
-//! HTTPS policy host on 127.0.0.1, the test world of tests/support):
+//! HTTPS policy host on 127.0.0.1, the test world of examples/support):
 //! cold — a domain never seen (TXT, MX, A/AAAA and TLSA lookups, DNSSEC
 //! validation, the HTTPS fetch, the policy parse, the plan) — and warm —
 //! a domain in the policy cache and in the resolver's DNS cache.
@@ -17,7 +17,7 @@ use std::sync::{Arc, LazyLock};
 use divan::{Bencher, black_box};
 use smtp_tls_policy::resolver::blocking::PolicyResolver;
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../examples/support/mod.rs"]
 mod support;
 
 use support::dns::{DnsWorld, Zones};
@@ -148,7 +148,7 @@ fn socketmap_answer_warm(bencher: Bencher) {
     bencher.bench_local(|| black_box(answer(&zones, black_box(b"postfix d0.signed"))));
 }
 
-/// The same resolves against the BIND world (tests/support/bind.rs): a
+/// The same resolves against the BIND world (examples/support/bind.rs): a
 /// zone `bench.` signed by `dnssec-signzone` with the domains of the
 /// hickory world's zone, `named` answering, `unbound` validating.
 mod bind {

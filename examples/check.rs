@@ -17,7 +17,6 @@
 //! a message saying so. Exit status: 0 no problems, 1 problems found, 2
 //! the check could not run.
 
-#[path = "../tests/support/mod.rs"]
 mod support;
 
 use support::smtp;

@@ -17,7 +17,6 @@
 //! addresses. Exit status: 0 when every delivery ended as expected, 1
 //! otherwise (or an invalid policy file), 2 on a usage or file error.
 
-#[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::collections::HashMap;

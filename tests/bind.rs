@@ -1,7 +1,7 @@
 //! DNSSEC as the Internet signs it: every `DnsResolver` query against zones
 //! signed by BIND's `dnssec-signzone` and served by `named` (validate and
 //! off modes), and through a validating `unbound` (trust-AD mode); a path
-//! that strips DNSSEC. Zone shapes (tests/support/bind.rs): NSEC; NSEC3
+//! that strips DNSSEC. Zone shapes (examples/support/bind.rs): NSEC; NSEC3
 //! with 0 iterations and no salt, with opt-out, salted; algorithms 8, 13,
 //! 14, 15 and 16 (which ring lacks: insecure, RFC 6840 §5.2); a ZSK
 //! double-signature rollover (NSEC and NSEC3) and an algorithm rollover
@@ -15,6 +15,7 @@
 //! on a fresh one.
 #![cfg(feature = "dns")]
 
+#[path = "../examples/support/mod.rs"]
 mod support;
 
 use std::time::Duration;

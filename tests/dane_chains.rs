@@ -1,6 +1,7 @@
 //! DANE chain verification (RFC 7672 §3.1, §3.2; RFC 7671 §5, §9) against
 //! certificate chains that rcgen builds at test time.
 
+#[path = "../examples/support/mod.rs"]
 mod support;
 
 use std::time::Duration;

@@ -1,9 +1,10 @@
 //! Every rule of the engine over real connections: local SMTP servers with
 //! STARTTLS (rustls) and chosen certificates, the crate's rustls verifier,
-//! the engine's assessment and verdict (tests/support/smtp.rs). The facts
+//! the engine's assessment and verdict (examples/support/smtp.rs). The facts
 //! are given directly, so each test shows one rule.
 #![cfg(feature = "rustls")]
 
+#[path = "../examples/support/mod.rs"]
 mod support;
 
 use std::collections::HashMap;

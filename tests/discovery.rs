@@ -1,8 +1,9 @@
 //! Discovery as tables: DNS answers in, facts out, through the in-memory
-//! `DnsLookup` of tests/support (no server). One row per case of RFC 7672
+//! `DnsLookup` of examples/support (no server). One row per case of RFC 7672
 //! §2.2 (MX, addresses, TLSA), RFC 5321 §5.1 / RFC 7505 (the MX hosts) and
 //! RFC 8461 §3.1 (the TXT record); then `gather` as a whole.
 
+#[path = "../examples/support/mod.rs"]
 mod support;
 
 use std::net::IpAddr;

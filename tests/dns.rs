@@ -1,5 +1,5 @@
 //! DNS lookups and their DNSSEC status against the local DNS world
-//! (tests/support/dns.rs): a signed root, a signed zone `signed.`, an
+//! (examples/support/dns.rs): a signed root, a signed zone `signed.`, an
 //! unsigned delegation `plain.` and `broken.`, whose DS matches no key.
 //!
 //! hickory-server 0.26 gives bogus NXDOMAIN proofs for names two or more
@@ -7,6 +7,7 @@
 //! label below an existing name (an existing `_tcp.<host>` for TLSA).
 #![cfg(feature = "dns")]
 
+#[path = "../examples/support/mod.rs"]
 mod support;
 
 use std::time::Duration;

@@ -3,6 +3,7 @@
 //! input" that concerns the fetch.
 #![cfg(feature = "fetch")]
 
+#[path = "../examples/support/mod.rs"]
 mod support;
 
 use std::net::{SocketAddr, TcpListener};

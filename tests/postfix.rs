@@ -6,6 +6,7 @@
 //! which makes a missing `postmap` a failure).
 #![cfg(feature = "resolver")]
 
+#[path = "../examples/support/mod.rs"]
 mod support;
 
 use std::io::{Read, Write};

@@ -12,6 +12,7 @@
 //! does), which makes it fail.
 #![cfg(all(feature = "resolver", feature = "rustls"))]
 
+#[path = "../examples/support/mod.rs"]
 mod support;
 
 use std::io::{Read, Write};

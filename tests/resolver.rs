@@ -1,11 +1,12 @@
 //! The resolver façade end to end against the local world: the signed DNS
-//! world of tests/support/dns.rs and one HTTPS address serving the policy
-//! hosts of every domain (tests/support/https.rs), with real lookups,
+//! world of examples/support/dns.rs and one HTTPS address serving the policy
+//! hosts of every domain (examples/support/https.rs), with real lookups,
 //! fetches and the cache. Every MX host in the signed zone has an existing
 //! `_tcp.<host>` name, so its TLSA denial is one label below an existing
 //! name (hickory-server 0.26 proves deeper NXDOMAINs wrongly).
 #![cfg(feature = "resolver")]
 
+#[path = "../examples/support/mod.rs"]
 mod support;
 
 use std::thread;

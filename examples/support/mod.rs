@@ -1,4 +1,5 @@
-//! Support code shared by the integration tests (and the demo).
+//! The local world the demo starts (DNS, HTTPS policy hosts, SMTP servers,
+//! a CA) and a small SMTP client; the integration tests and benches use it too.
 
 #[cfg(feature = "dns")]
 pub mod bind;

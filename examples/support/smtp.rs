@@ -206,46 +206,56 @@ pub struct HostDelivery {
     pub sent: bool,
 }
 
-/// Tries `host` at `addr` as the plan says: EHLO; STARTTLS when the plan
-/// wants TLS and the server offers it; the verifier; the engine's
-/// assessment; the message (if any) when the assessment says deliver, else
-/// QUIT.
-pub fn deliver(
-    addr: SocketAddr,
-    plan: &Plan,
-    host: &HostPlan,
-    roots: Arc<RootCertStore>,
-    message: Option<&str>,
-) -> HostDelivery {
-    let done = |attempt: Attempt, sent| {
-        let result = assess(plan, host, &attempt);
-        HostDelivery { attempt, result, sent }
-    };
+/// An SMTP session after EHLO (and STARTTLS, when the plan wanted TLS).
+pub enum Session {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Session {
+    /// EHLO again after STARTTLS, the message, QUIT.
+    pub fn send(mut self, message: &str) -> bool {
+        let sent = match &mut self {
+            Session::Plain(tcp) => send(tcp, message),
+            Session::Tls(tls) => matches!(command(tls, "EHLO client.test"), Some((250, _))) && send(tls, message),
+        };
+        self.quit();
+        sent
+    }
+
+    /// QUIT without sending.
+    pub fn quit(mut self) {
+        let _ = match &mut self {
+            Session::Plain(tcp) => command(tcp, "QUIT"),
+            Session::Tls(tls) => command(tls, "QUIT"),
+        };
+    }
+}
+
+/// The MTA's IO for one host, as its plan says: connect, EHLO; STARTTLS
+/// when the plan wants TLS and the server offers it; the handshake with the
+/// plan's verifier. The session is there when an SMTP session is left to
+/// send on (plain text, or TLS after a completed handshake).
+pub fn try_host(addr: SocketAddr, host: &HostPlan, roots: Arc<RootCertStore>) -> (Attempt, Option<Session>) {
     let Ok(mut tcp) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
-        return done(Attempt::Unreachable, false);
+        return (Attempt::Unreachable, None);
     };
     let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
-    let Some((220, _)) = read_reply(&mut tcp) else { return done(Attempt::Unreachable, false) };
-    let Some((250, caps)) = command(&mut tcp, "EHLO client.test") else { return done(Attempt::Unreachable, false) };
+    let Some((220, _)) = read_reply(&mut tcp) else { return (Attempt::Unreachable, None) };
+    let Some((250, caps)) = command(&mut tcp, "EHLO client.test") else { return (Attempt::Unreachable, None) };
     let offered = caps.iter().any(|c| c.eq_ignore_ascii_case("STARTTLS"));
-    let wants_tls = host.requirement.tls != TlsRequirement::Never;
-    if !(wants_tls && offered) {
-        let attempt = Attempt::Plaintext { starttls_offered: offered };
-        let result = assess(plan, host, &attempt);
-        let sent = matches!(result, HostResult::Deliver { .. }) && message.is_some_and(|m| send(&mut tcp, m));
-        let _ = command(&mut tcp, "QUIT");
-        return HostDelivery { attempt, result, sent };
+    if !(host.requirement.tls != TlsRequirement::Never && offered) {
+        return (Attempt::Plaintext { starttls_offered: offered }, Some(Session::Plain(tcp)));
     }
-    let Some((220, _)) = command(&mut tcp, "STARTTLS") else {
-        return done(Attempt::HandshakeFailed { reason: "STARTTLS refused".into() }, false);
-    };
+    let failed = |reason: String| (Attempt::HandshakeFailed { reason }, None);
+    let Some((220, _)) = command(&mut tcp, "STARTTLS") else { return failed("STARTTLS refused".into()) };
     let setup = match TlsSetup::new(host, roots) {
         Ok(setup) => setup,
-        Err(e) => return done(Attempt::HandshakeFailed { reason: format!("TLS setup: {e}") }, false),
+        Err(e) => return failed(format!("TLS setup: {e}")),
     };
     let conn = match rustls::ClientConnection::new(setup.config(), setup.server_name()) {
         Ok(conn) => conn,
-        Err(e) => return done(Attempt::HandshakeFailed { reason: format!("TLS setup: {e}") }, false),
+        Err(e) => return failed(format!("TLS setup: {e}")),
     };
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     let mut handshake = Ok(());
@@ -256,15 +266,28 @@ pub fn deliver(
         }
     }
     let attempt = setup.attempt_io(&tls.conn, handshake.as_ref().map(|_| ()));
+    (attempt, handshake.is_ok().then(|| Session::Tls(Box::new(tls))))
+}
+
+/// [`try_host`], the engine's assessment, and the message (if any) when
+/// the assessment says deliver, else QUIT.
+pub fn deliver(
+    addr: SocketAddr,
+    plan: &Plan,
+    host: &HostPlan,
+    roots: Arc<RootCertStore>,
+    message: Option<&str>,
+) -> HostDelivery {
+    let (attempt, session) = try_host(addr, host, roots);
     let result = assess(plan, host, &attempt);
-    let deliverable = matches!(result, HostResult::Deliver { .. }) && handshake.is_ok();
-    let sent = deliverable
-        && message.is_some()
-        && matches!(command(&mut tls, "EHLO client.test"), Some((250, _)))
-        && message.is_some_and(|m| send(&mut tls, m));
-    if handshake.is_ok() {
-        let _ = command(&mut tls, "QUIT");
-    }
+    let sent = match (session, message) {
+        (Some(session), Some(m)) if matches!(result, HostResult::Deliver { .. }) => session.send(m),
+        (Some(session), _) => {
+            session.quit();
+            false
+        }
+        (None, _) => false,
+    };
     HostDelivery { attempt, result, sent }
 }
 
