@@ -39,6 +39,7 @@
 //! Signals: SIGTERM and SIGINT save the snapshots and exit; SIGHUP saves
 //! them now. Logs go to stderr.
 
+use std::mem::take;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -93,11 +94,12 @@ fn main() -> ExitCode {
         }
     };
     if check {
-        println!("configuration OK: {} zone(s)", config.server.zones.len());
+        println!("configuration OK: {} zone(s)", config.server.zones().len());
         return ExitCode::SUCCESS;
     }
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).init();
-    let refreshers: Vec<_> = config.server.zones.values().map(|z| z.resolver.start_refresher(config.refresh)).collect();
+    let refreshers: Vec<_> =
+        config.server.zones().values().map(|z| z.resolver.start_refresher(config.refresh)).collect();
     let server = match SocketmapServer::start(config.server) {
         Ok(s) => s,
         Err(e) => {
@@ -153,36 +155,35 @@ fn parse(text: &str) -> Result<Config, Vec<String>> {
         let rest: Vec<&str> = words.collect();
         let result = match (keyword, rest.as_slice()) {
             ("listen", [spec]) => match spec.split_once(':') {
-                Some(("inet", addr)) => {
-                    addr.parse::<SocketAddr>().map(|a| server.inet.push(a)).map_err(|e| format!("listen {spec}: {e}"))
-                }
+                Some(("inet", addr)) => addr
+                    .parse::<SocketAddr>()
+                    .map(|a| server = take(&mut server).inet(a))
+                    .map_err(|e| format!("listen {spec}: {e}")),
                 Some(("unix", path)) => {
-                    server.unix.push(PathBuf::from(path));
+                    server = take(&mut server).unix(PathBuf::from(path));
                     Ok(())
                 }
                 _ => Err(format!("listen {spec}: expected inet:HOST:PORT or unix:PATH")),
             },
             ("snapshots", [dir]) => {
-                server.snapshot_dir = Some(PathBuf::from(dir));
+                server = take(&mut server).snapshot_dir(PathBuf::from(dir));
                 Ok(())
             }
             ("refresh", [d]) => duration(d).map(|d| refresh = d),
-            ("idle", [d]) => duration(d).map(|d| server.idle_timeout = d),
-            ("reply-ttl", [d]) => duration(d).map(|d| server.reply_ttl = d),
-            ("request-timeout", [d]) => duration(d).map(|d| server.request_timeout = d),
-            ("zone", [name, options @ ..]) => zone(options).map(|z| {
-                server.zones.insert((*name).to_owned(), z);
-            }),
+            ("idle", [d]) => duration(d).map(|d| server = take(&mut server).idle_timeout(d)),
+            ("reply-ttl", [d]) => duration(d).map(|d| server = take(&mut server).reply_ttl(d)),
+            ("request-timeout", [d]) => duration(d).map(|d| server = take(&mut server).request_timeout(d)),
+            ("zone", [name, options @ ..]) => zone(options).map(|z| server = take(&mut server).zone(*name, z)),
             _ => Err(format!("unknown line {line:?}")),
         };
         if let Err(e) = result {
             errors.push(format!("line {}: {e}", n + 1));
         }
     }
-    if server.inet.is_empty() && server.unix.is_empty() {
+    if !server.listens() {
         errors.push("no listen line: add e.g. \"listen inet:127.0.0.1:8461\"".into());
     }
-    if server.zones.is_empty() {
+    if server.zones().is_empty() {
         errors.push("no zone line: add e.g. \"zone postfix\"".into());
     }
     if errors.is_empty() { Ok(Config { server, refresh }) } else { Err(errors) }

@@ -60,18 +60,18 @@ pub type Lookup = Arc<dyn Fn(&str) -> Vec<SocketAddr> + Send + Sync>;
 #[non_exhaustive]
 pub struct FetchConfig {
     /// The overall timeout of one fetch (default 20 s; at most [`MAX_TIMEOUT`]).
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// The trusted roots (default webpki roots).
-    pub roots: Roots,
+    pub(crate) roots: Roots,
     /// An HTTP CONNECT proxy (`http://host:port`), or `None` to take
     /// `https_proxy`/`HTTPS_PROXY` from the environment when
     /// [`proxy_from_env`](Self::proxy_from_env) is set.
-    pub proxy: Option<String>,
+    pub(crate) proxy: Option<String>,
     /// Use `https_proxy` from the environment when no proxy is configured
     /// (default true).
-    pub proxy_from_env: bool,
+    pub(crate) proxy_from_env: bool,
     /// Name lookups; `None` uses the system resolver.
-    pub lookup: Option<Lookup>,
+    pub(crate) lookup: Option<Lookup>,
 }
 
 impl Default for FetchConfig {

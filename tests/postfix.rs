@@ -99,8 +99,8 @@ fn world() -> World {
 }
 
 fn zone(w: &World, strict: bool, options: ZoneOptions) -> Zone {
-    let mut config = w.config();
-    config.controls = controls().with_options(Options::default().testing_as_enforce(strict));
+    let config = w.config();
+    let config = config.controls(controls().with_options(Options::default().testing_as_enforce(strict)));
     Zone { resolver: PolicyResolver::new(config).unwrap(), options }
 }
 
@@ -335,12 +335,12 @@ fn idle_connections_are_closed() {
 #[test]
 fn slow_clients_are_closed_after_the_request_timeout() {
     let w = world();
-    let mut config = ServerConfig::default()
+    let config = ServerConfig::default()
         .inet("127.0.0.1:0".parse().unwrap())
         .idle_timeout(Duration::from_secs(30))
         .request_timeout(Duration::from_millis(400))
         .zone("postfix", zone(&w, false, ZoneOptions::default()));
-    config.max_connections = 1;
+    let config = config.max_connections(1);
     let s = SocketmapServer::start(config).unwrap();
     let a = s.local_addrs()[0];
     // Trickling: one byte every 100 ms of "23:postfix nopolicy.signed,".

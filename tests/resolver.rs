@@ -366,7 +366,7 @@ fn rfc7505_null_mx_and_rfc5321_nxdomain_bounce() {
 fn a_routed_domain_needs_no_mx_lookup() {
     let w = world();
     let mut config = config(&w);
-    config.controls = controls().with_route(Destination::parse("routed.signed").unwrap(), name("relay.signed"));
+    config = config.controls(controls().with_route(Destination::parse("routed.signed").unwrap(), name("relay.signed")));
     let r = PolicyResolver::new(config).unwrap();
     // routed.signed does not exist; only the route host is used.
     let plan = r.resolve("routed.signed").unwrap();
@@ -380,7 +380,8 @@ fn the_policy_is_fetched_through_an_https_proxy() {
     let w = world();
     let mut config = config(&w);
     let proxy = proxy(w.https.addr, false);
-    config.fetch = config.fetch.clone().proxy(format!("http://{proxy}"));
+    let fetch = config.fetch_config().clone().proxy(format!("http://{proxy}"));
+    config = config.fetch(fetch);
     let r = PolicyResolver::new(config).unwrap();
     assert_eq!(sts_id(&r, "proxied.signed").as_deref(), Some("1"));
     assert_eq!(w.https.requests("mta-sts.proxied.signed"), 1);
@@ -390,7 +391,7 @@ fn the_policy_is_fetched_through_an_https_proxy() {
 fn rfc8461_10_2_refresh_due_fetches_again_and_the_refresher_runs() {
     let w = world();
     let mut config = config(&w);
-    config.cache = CacheConfig::default().refresh_interval(Duration::ZERO);
+    config = config.cache(CacheConfig::default().refresh_interval(Duration::ZERO));
     let r = PolicyResolver::new(config).unwrap();
     let host = "mta-sts.refresh.signed";
     assert!(r.resolve("refresh.signed").unwrap().sts.applied().is_some());
@@ -421,7 +422,7 @@ fn rfc8461_10_2_refresh_due_fetches_again_and_the_refresher_runs() {
 fn trust_ad_mode_through_the_facade() {
     let w = world();
     let mut config = config(&w);
-    config.dns = DnsConfig::default().servers([w.dns.ad_addr]).dnssec(DnssecMode::TrustAd);
+    config = config.dns(DnsConfig::default().servers([w.dns.ad_addr]).dnssec(DnssecMode::TrustAd));
     let plan = PolicyResolver::new(config).unwrap().resolve("dane.signed").unwrap();
     assert_eq!(plan.hosts[0].requirement.basis, Basis::Dane);
 }
@@ -430,7 +431,7 @@ fn trust_ad_mode_through_the_facade() {
 fn dnssec_off_reports_dane_unavailable() {
     let w = world();
     let mut config = config(&w);
-    config.dns = DnsConfig::default().servers([w.dns.addr]).dnssec(DnssecMode::Off);
+    config = config.dns(DnsConfig::default().servers([w.dns.addr]).dnssec(DnssecMode::Off));
     let r = PolicyResolver::new(config).unwrap();
     let facts = r.facts("dane.signed").unwrap();
     assert_eq!(facts.mx[0].tlsa, TlsaFacts::Unavailable);
@@ -441,7 +442,8 @@ fn dnssec_off_reports_dane_unavailable() {
 fn controls_with_errors_are_refused() {
     let w = world();
     let mut config = config(&w);
-    config.controls = DestinationControls::new(Profile::new(TlsSupport::No, DaneSupport::Mandatory, StsSupport::On));
+    config =
+        config.controls(DestinationControls::new(Profile::new(TlsSupport::No, DaneSupport::Mandatory, StsSupport::On)));
     let err = PolicyResolver::new(config).unwrap_err();
     assert!(matches!(err, ResolveError::Config(_)), "{err}");
 }
@@ -543,7 +545,8 @@ fn tracing_events_carry_the_gateway_wording() {
 fn the_policy_host_is_looked_up_with_the_resolvers_dns() {
     let w = world();
     let mut config = config(&w);
-    config.fetch = FetchConfig::default().roots(Roots::Custom(vec![w.pki.ca_der.clone()])).proxy_from_env(false);
+    config =
+        config.fetch(FetchConfig::default().roots(Roots::Custom(vec![w.pki.ca_der.clone()])).proxy_from_env(false));
     let r = PolicyResolver::new(config).unwrap();
     // mta-sts.ownlookup.signed exists only in the local DNS world: the fetch
     // reaches its address (where nothing listens on port 443) instead of

@@ -230,20 +230,20 @@ pub struct CacheConfig {
     /// expired policies go first, then the least recently used entries of
     /// the inserting shard; an entry being fetched is never evicted. The
     /// back-offs of failed fetches are bounded by the same number, apart.
-    pub capacity: usize,
+    pub(crate) capacity: usize,
     /// How long a failed fetch of one (domain, id) suppresses another
     /// (default 5 minutes).
-    pub fetch_backoff: Duration,
+    pub(crate) fetch_backoff: Duration,
     /// Refresh a live policy this long after it was fetched (default 24 h;
     /// RFC 8461 §10.2 suggests daily).
-    pub refresh_interval: Duration,
+    pub(crate) refresh_interval: Duration,
     /// Refresh a live policy when less than this fraction of its `max_age`
     /// is left (default 0.5).
-    pub refresh_fraction: f64,
+    pub(crate) refresh_fraction: f64,
     /// Number of independently locked shards (default 64; rounded up to a
     /// power of two). The LRU order is exact within a shard; with one shard
     /// it is exact for the whole cache.
-    pub shards: usize,
+    pub(crate) shards: usize,
     /// The most bytes of policies held (default 128 MiB), each policy
     /// counted as the bytes its fields hold (patterns, extensions) plus a
     /// fixed overhead ([`POLICY_OVERHEAD`]):
@@ -251,7 +251,7 @@ pub struct CacheConfig {
     /// ones would take 6.5 GB. Each shard keeps its share; over it, least
     /// recently used policies go (an entry being fetched, and the one just
     /// stored, stay).
-    pub max_bytes: usize,
+    pub(crate) max_bytes: usize,
 }
 
 /// What a cached policy costs beyond its text, for

@@ -129,20 +129,20 @@ impl Default for DnssecMode {
 pub struct DnsConfig {
     /// The servers asked (recursion desired); empty: the system's
     /// (`/etc/resolv.conf`).
-    pub servers: Vec<SocketAddr>,
+    pub(crate) servers: Vec<SocketAddr>,
     /// The DNSSEC mode (default: validate from the IANA root).
-    pub dnssec: DnssecMode,
+    pub(crate) dnssec: DnssecMode,
     /// The timeout of one query (default 5 s; at most [`MAX_TIMEOUT`]).
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// How often a query is tried (default 2; 1 to [`MAX_ATTEMPTS`]).
-    pub attempts: usize,
+    pub(crate) attempts: usize,
     /// When the servers' path cannot validate the trust anchor's keys (they
     /// strip or break DNSSEC): `false` (the default) fails such lookups
     /// ([`DnsErrorKind::CannotValidate`], temporary: mail waits); `true`
     /// runs degraded, every status indeterminate and DANE unavailable, as
     /// with DNSSEC off, with an error log line and
     /// [`DnsResolver::degraded_answers`] counting.
-    pub degraded: bool,
+    pub(crate) degraded: bool,
 }
 
 /// The longest [`DnsConfig::timeout`] used (longer is this): a query

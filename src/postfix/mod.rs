@@ -170,14 +170,14 @@ impl fmt::Display for Level {
 #[non_exhaustive]
 pub struct ZoneOptions {
     /// Add the Postfix 3.10 TLS-RPT and `mx_host_pattern` attributes.
-    pub tlsrpt: bool,
+    pub(crate) tlsrpt: bool,
     /// The answer for a domain whose MTA-STS policy was announced but could
     /// not be had (and none is cached): `None` (default) answers
     /// `NOTFOUND`, so main.cf's level applies; a level answers `OK <level>`
     /// (with `policy_failure` when [`tlsrpt`](Self::tlsrpt) is on). Choose
     /// one at least as strong as `smtp_tls_security_level`: this reply
     /// overrides it.
-    pub unavailable: Option<Level>,
+    pub(crate) unavailable: Option<Level>,
 }
 
 impl ZoneOptions {

@@ -43,29 +43,29 @@ pub struct Zone {
 #[non_exhaustive]
 pub struct ServerConfig {
     /// TCP addresses (`socketmap:inet:host:port:name`).
-    pub inet: Vec<SocketAddr>,
+    pub(crate) inet: Vec<SocketAddr>,
     /// UNIX-domain socket paths (`socketmap:unix:path:name`); an existing
     /// socket file is replaced.
-    pub unix: Vec<PathBuf>,
+    pub(crate) unix: Vec<PathBuf>,
     /// The zones by map name.
-    pub zones: HashMap<String, Zone>,
+    pub(crate) zones: HashMap<String, Zone>,
     /// A connection idle this long is closed (default 300 s).
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     /// A request must arrive whole, and its reply be taken by the client,
     /// within this (default 10 s): a client that trickles a request a byte
     /// at a time, or pipelines requests and never reads the replies, is
     /// closed instead of holding a connection slot.
-    pub request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     /// Connections served at once (default 1000).
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Where cache snapshots live (`<dir>/<zone>.snapshot`); none: no
     /// snapshots.
-    pub snapshot_dir: Option<PathBuf>,
+    pub(crate) snapshot_dir: Option<PathBuf>,
     /// How long an `OK` or `NOTFOUND` reply is reused for the same request
     /// (default 1 s; zero: never; at most [`MAX_REPLY_TTL`]). Postfix asks
     /// once per delivery attempt, so a burst to one domain is answered from
     /// here; a second is below any DNS TTL that matters.
-    pub reply_ttl: Duration,
+    pub(crate) reply_ttl: Duration,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +84,16 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// The zones by map name.
+    pub fn zones(&self) -> &HashMap<String, Zone> {
+        &self.zones
+    }
+
+    /// Whether any listener is configured.
+    pub fn listens(&self) -> bool {
+        !(self.inet.is_empty() && self.unix.is_empty())
+    }
+
     /// Adds a zone.
     pub fn zone(mut self, name: impl Into<String>, zone: Zone) -> Self {
         self.zones.insert(name.into(), zone);
@@ -118,6 +128,13 @@ impl ServerConfig {
     /// [`MAX_REPLY_TTL`] is that).
     pub fn reply_ttl(mut self, ttl: Duration) -> Self {
         self.reply_ttl = ttl;
+        self
+    }
+
+    /// Sets how many connections are served at once (at least one); more
+    /// wait in the listen queue.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections.max(1);
         self
     }
 

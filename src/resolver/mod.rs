@@ -60,13 +60,13 @@ pub mod blocking;
 #[non_exhaustive]
 pub struct ResolverConfig {
     /// DNS servers, DNSSEC mode and timeouts.
-    pub dns: DnsConfig,
+    pub(crate) dns: DnsConfig,
     /// Roots, timeout and proxy of the policy fetch.
-    pub fetch: FetchConfig,
+    pub(crate) fetch: FetchConfig,
     /// Capacity, back-off and refresh rules of the policy cache.
-    pub cache: CacheConfig,
+    pub(crate) cache: CacheConfig,
     /// The destination controls (profiles and routes).
-    pub controls: DestinationControls,
+    pub(crate) controls: DestinationControls,
 }
 
 impl ResolverConfig {
@@ -86,6 +86,11 @@ impl ResolverConfig {
     pub fn cache(mut self, cache: CacheConfig) -> Self {
         self.cache = cache;
         self
+    }
+
+    /// The fetch configuration (to change one setting of it).
+    pub fn fetch_config(&self) -> &FetchConfig {
+        &self.fetch
     }
 
     /// Sets the destination controls.
