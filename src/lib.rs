@@ -20,21 +20,23 @@
 //!         ─▶ engine verdict (Deliver / Defer / Bounce) ─▶ TLS-RPT aggregate
 //!
 //!  core (no IO, builds with --no-default-features)
-//!    name    DomainName: lower-case A-labels, no trailing dot, RFC 1035 limits
-//!    sts     TXT record, policy body, MX patterns          (RFC 8461 §3.1, §3.2, §4.1)
-//!    dane    TLSA records, chain verification              (RFC 7672, RFC 7671, RFC 6698)
-//!    cache   policy cache: max_age, ids, failures, LRU     (RFC 8461 §3.3, §5.1, §10)
-//!    engine  destination profiles -> per-MX plan -> verdict
-//!    report  TLS-RPT record, result types, aggregate JSON  (RFC 8460)
+//!    name      DomainName: lower-case A-labels, no trailing dot, RFC 1035 limits
+//!    sts       TXT record, policy body, MX patterns, fetch rules (RFC 8461 §3)
+//!    discovery DnsLookup/PolicyFetch seams, the RFC rules of discovery, gather
+//!    dane      TLSA records, chain verification              (RFC 7672, RFC 7671, RFC 6698)
+//!    cache     policy cache: max_age, ids, failures, LRU     (RFC 8461 §3.3, §5.1, §10)
+//!    engine    destination profiles -> per-MX plan -> Delivery -> Outcome
+//!    report    TLS-RPT record, result types, aggregate JSON  (RFC 8460)
 //!  io (cargo features, on by default)
-//!    dns      hickory-resolver: TXT, MX, TLSA, address/CNAME chain, DNSSEC status
+//!    dns      DnsLookup with in-process DNSSEC validation (hickory-proto records)
 //!    fetch    the RFC 8461 §3.3 policy fetch (ureq + rustls)
-//!    resolver the one-call façade: cache + dns + fetch, thread-safe, single flight
+//!    resolver the one-call façade, async on your tokio runtime; `blocking` for threads
 //!    verify   rustls ServerCertVerifier enforcing a per-MX plan (feature `rustls`)
 //! ```
 //!
 //! No core module does IO or reads the clock; the resolver façade is the
-//! one place that reads the system clock.
+//! one place that reads the system clock. The whole flow is drawn in
+//! [the manual](manual#data-flow-from-a-domain-to-a-report).
 //!
 //! # Example
 //!

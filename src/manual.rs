@@ -1,6 +1,74 @@
 //! The crate's manual: design rationale and how it reads the RFCs. This
 //! module holds no code.
 //!
+//! # Data flow: from a domain to a report
+//!
+//! ```text
+//!                 ┌───────────── core (no IO, --no-default-features) ─────────────┐
+//!  recipient      │ engine::DestinationControls::wants(domain) ─▶ discovery::Wants │
+//!  domain ───────▶│                                                               │
+//!                 │ discovery::gather(lookup, cache, fetch, domain, wants, now)   │
+//!                 │   ├─ sts_txt ─▶ txt_finding ─▶ cache.begin ─▶ Decided         │
+//!                 │   │                             │           ├ Wait  (flight)  │
+//!                 │   │                             │           └ Fetch ─▶ PolicyFetch::fetch
+//!                 │   ├─ DnsLookup::mx ─▶ mx_hosts (RFC 5321 §5.1, RFC 7505)      │
+//!                 │   └─ per host: DnsLookup::addresses ─▶ tlsa_query (§2.2.2)    │
+//!                 │                 ─▶ DnsLookup::tlsa ─▶ tlsa_facts (§2.2.3)     │
+//!                 │        ═▶ DomainFacts (or MxFailure with the MTA-STS facts)   │
+//!                 │ DestinationControls::plan(&facts) ═▶ Plan { hosts, skipped,   │
+//!                 │                                           sts: PlanSts }      │
+//!                 │ plan.delivery() ─▶ next_host ─▶ (the MTA tries it) ─▶ record  │
+//!                 │   (assess per attempt)   ...until Deliver / Stop / no host    │
+//!                 │ delivery.finish(DeliveryContext) ═▶ Outcome {                 │
+//!                 │     verdict: Deliver | Defer | Bounce,                        │
+//!                 │     sts: StsOutcome ("… Successful." / "… Failed."),          │
+//!                 │     sessions: Vec<report::Session> } ─▶ report::Aggregator    │
+//!                 └───────────────────────────────────────────────────────────────┘
+//!  IO adapters (features):  dns::DnsResolver      implements DnsLookup (validated)
+//!                           resolver::PolicyResolver: gather + plan + finish, logs;
+//!                             its PolicyFetch = the policy host's addresses from
+//!                             the same DNS, then fetch::PolicyFetcher::fetch_at on
+//!                             tokio's blocking pool
+//!                           resolver::blocking / dns::blocking: own runtime, block
+//!                           verify::TlsSetup: the plan's verifier on the handshake
+//!                           postfix: resolve() ─▶ policy_reply(&plan, zone options)
+//! ```
+//!
+//! Decisions:
+//!
+//! - **Where the rules are.** Every RFC reading of discovery is a pure
+//!   function of `discovery` or `sts::fetch` (table-tested in
+//!   `tests/discovery.rs` and `sts::fetch`'s tests); the IO adapters only
+//!   ask and report. An MTA with its own resolver implements
+//!   [`DnsLookup`](crate::discovery::DnsLookup) (and, with its own HTTP
+//!   client, [`PolicyFetch`](crate::discovery::PolicyFetch)) and calls
+//!   [`gather`](crate::discovery::gather); nothing else changes.
+//! - **Async first.** The async façade runs on the caller's tokio runtime
+//!   (any flavour) and starts none; the blocking forms own a two-thread
+//!   runtime, as `reqwest::blocking` does. Called from async code, a
+//!   blocking form returns a temporary error (the mail is deferred, never
+//!   bounced) and logs it as an error. A cancelled resolve abandons its
+//!   fetch: the waiters get a failure without back-off and the next lookup
+//!   fetches again.
+//! - **The attempt loop.** [`Delivery`](crate::engine::Delivery) hands out
+//!   the hosts in plan order and keeps the assessments in step with them; a
+//!   host handed out and not recorded counts as unreachable. The MTA sends
+//!   on the session whose `record` returned `HostResult::Deliver`.
+//! - **TLS-RPT sessions** (RFC 8460 §4.1): one per attempt that reached a
+//!   TLS outcome (connection failures before any TLS are not sessions), one
+//!   failed session per host skipped for a reportable reason, and one failed
+//!   `sts` session when a policy was announced but could not be had
+//!   ([`PlanSts::Unavailable`](crate::engine::PlanSts::Unavailable),
+//!   RFC 8460 §4.3.2.2). A host's sessions are reported under the policy
+//!   that governed it: its TLSA records (`tlsa`), the MTA-STS policy (`sts`,
+//!   policy domain the route host under RFC 8461 §3.4), or
+//!   `no-policy-found`. A delivered session with a reported failure (MTA-STS
+//!   `testing`, Preferred-Verify) counts as failed, with the first failure
+//!   as its detail.
+//! - **The MTA-STS outcome** is "met" when the message was delivered with a
+//!   verified certificate and nothing to report; a `mode: none` policy has
+//!   no outcome.
+//!
 //! # MTA-STS grammar (RFC 8461 §3.1, §3.2)
 //!
 //! The parsers implement the RFC's ABNF. Where the RFC is silent or loose,
@@ -582,7 +650,8 @@
 //! 2. The MTA-STS discovery and the MX lookup run together. The discovery
 //!    looks up `_mta-sts.<domain>` (CNAMEs followed), applies the
 //!    exactly-one rule, and asks the cache; a cache hit is answered in
-//!    place, a fetch runs on a blocking thread with single flight, so any
+//!    place, a fetch runs on tokio's blocking pool with single flight
+//!    ([`PolicyCache::begin`](crate::cache::PolicyCache::begin)), so any
 //!    number of concurrent resolves of a domain make one HTTPS request.
 //! 3. The TLSA facts of all MX hosts are looked up together.
 //! 4. Errors only when no plan can be made: an invalid domain, a failed MX
@@ -591,13 +660,16 @@
 //!    without MTA-STS, unless a cached policy is live).
 //!
 //! `refresh_due()` refreshes what the cache lists (a new TXT lookup, then a
-//! fetch unless the id is backing off), 16 domains at a time;
-//! `start_refresher(every)` runs it on a thread that stops when its handle
-//! is stopped or dropped. With the `route-policy-domain` option (RFC 8461
+//! fetch unless the id is backing off), 16 domains at a time; the blocking
+//! form's `start_refresher(every)` runs it on a thread that stops when its
+//! handle is stopped or dropped (an async MTA calls `refresh_due().await`
+//! from a task of its own). With the `route-policy-domain` option (RFC 8461
 //! §3.4, smart hosts), the route host's name as configured is the policy
-//! domain. The policy host is found with the resolver's DNS servers unless
-//! the fetch configuration brings its own lookup (DNSSEC plays no part:
-//! MTA-STS rests on WebPKI).
+//! domain. The policy host's addresses are looked up with the resolver's
+//! DNS before the fetch, which then connects to them
+//! ([`PolicyFetcher::fetch_at`](crate::fetch::PolicyFetcher::fetch_at)),
+//! unless the fetch configuration brings its own lookup (DNSSEC plays no
+//! part: MTA-STS rests on WebPKI).
 //!
 //! Log events (`tracing`, target `smtp_tls_policy::…`): "Successfully
 //! fetched MTA-STS TXT record for domain (…)" (info, with the id), "Invalid
