@@ -6,6 +6,7 @@ pub mod bind;
 #[cfg(feature = "dns")]
 pub mod dns;
 pub mod https;
+pub mod matrix;
 pub mod memory;
 #[cfg(feature = "rustls")]
 pub mod smtp;
