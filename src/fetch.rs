@@ -130,9 +130,23 @@ impl FetchConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
-    /// The configuration cannot be used (a bad proxy URL, no OS roots).
-    #[error("policy fetch configuration: {0}")]
-    Config(String),
+    /// The operating system's certificate store is empty.
+    #[error(
+        "policy fetch configuration: no certificates in the operating system's store ({errors} errors); install the CA bundle or use the webpki roots"
+    )]
+    NoOsRoots {
+        /// Errors met while loading it.
+        errors: usize,
+    },
+    /// The proxy setting is not a proxy URL.
+    #[error("policy fetch configuration: proxy {proxy:?}: {source} (expected http://host:port)")]
+    BadProxy {
+        /// The setting.
+        proxy: String,
+        /// What the HTTP client said.
+        #[source]
+        source: ureq::Error,
+    },
     /// The policy host's name did not resolve.
     #[error("{host}: the policy host does not resolve; the domain must publish an address for it")]
     HostNotFound {
@@ -321,10 +335,7 @@ impl PolicyFetcher {
             Roots::Os => {
                 let loaded = rustls_native_certs::load_native_certs();
                 if loaded.certs.is_empty() {
-                    return Err(FetchError::Config(format!(
-                        "no certificates in the operating system's store ({} errors); install the CA bundle or use the webpki roots",
-                        loaded.errors.len()
-                    )));
+                    return Err(FetchError::NoOsRoots { errors: loaded.errors.len() });
                 }
                 RootCerts::new_with_certs(
                     &loaded.certs.iter().map(|c| Certificate::from_der(c).to_owned()).collect::<Vec<_>>(),
@@ -332,10 +343,9 @@ impl PolicyFetcher {
             }
         };
         let proxy = match (&config.proxy, config.proxy_from_env) {
-            (Some(p), _) => Some(
-                ureq::Proxy::new(p)
-                    .map_err(|e| FetchError::Config(format!("proxy {p:?}: {e} (expected http://host:port)")))?,
-            ),
+            (Some(p), _) => {
+                Some(ureq::Proxy::new(p).map_err(|source| FetchError::BadProxy { proxy: p.clone(), source })?)
+            }
             (None, true) => ureq::Proxy::try_from_env(),
             (None, false) => None,
         };

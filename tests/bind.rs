@@ -314,10 +314,7 @@ fn a_path_that_strips_dnssec_cannot_validate_rather_than_bogus() {
     let err = strict.probe().unwrap_err();
     assert!(err.to_string().contains("DANE cannot apply"), "{err}");
     assert_eq!(strict.health(), Health::CannotValidate);
-    assert_eq!(
-        outcome(&strict, Q::Txt("_mta-sts.nsec")),
-        "error CannotValidate(\"the trust anchor's keys do not validate\")"
-    );
+    assert_eq!(outcome(&strict, Q::Txt("_mta-sts.nsec")), "error CannotValidate(AnchorKeys)");
     assert_eq!(outcome(&strict, Q::Facts("mx.nsec")), "Failed base=mx.nsec");
     // Degraded: DANE unavailable, as with DNSSEC off, and counted.
     let degraded = DnsResolver::new(config.degraded(true)).unwrap();

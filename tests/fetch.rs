@@ -185,7 +185,7 @@ fn fetch_through_an_https_proxy() {
     let err = through(true).unwrap_err();
     assert!(matches!(err, FetchError::Proxy { .. }), "{err}");
     let bad = FetchConfig::default().proxy("not a url at all");
-    assert!(matches!(PolicyFetcher::new(bad), Err(FetchError::Config(_))));
+    assert!(matches!(PolicyFetcher::new(bad), Err(FetchError::BadProxy { .. })));
 }
 
 /// DESIGN.md: the operating system's store is selectable (this machine and

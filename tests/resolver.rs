@@ -445,7 +445,7 @@ fn controls_with_errors_are_refused() {
     config =
         config.controls(DestinationControls::new(Profile::new(TlsSupport::No, DaneSupport::Mandatory, StsSupport::On)));
     let err = PolicyResolver::new(config).unwrap_err();
-    assert!(matches!(err, ResolveError::Config(_)), "{err}");
+    assert!(matches!(err, ResolveError::Controls { .. }), "{err}");
 }
 
 mod logging {

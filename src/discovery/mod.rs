@@ -30,6 +30,7 @@ mod gather;
 mod rules;
 
 pub use facts::{DomainFacts, MxFacts, StsFacts, TlsaFacts};
+// (CannotValidate, DnsConfigError and Malformed are defined below.)
 pub use gather::{
     DnsLookup, Gathered, MxFailure, PolicyFetch, StsDiscovery, Wants, discover_sts, gather, mx_facts, sts_txt,
 };
@@ -91,27 +92,150 @@ pub enum DnsErrorKind {
     ServerFailure,
     /// The server refused the query.
     Refused,
-    /// Another error response code.
-    ResponseCode(String),
+    /// Another error response code (RFC 1035 §4.1.1, RFC 6895 §2.3).
+    ResponseCode(u16),
     /// DNSSEC validation failed (bogus) without any usable answer.
     Bogus,
     /// The domain does not exist (NXDOMAIN) where it must.
     NxDomain,
     /// The domain announces that it accepts no mail (RFC 7505 null MX).
     NullMx,
-    /// The answer could not be used (a malformed name, no usable MX host);
-    /// temporary.
-    Malformed(String),
-    /// The network (sockets, connections).
-    Network(String),
+    /// The answer could not be used; temporary.
+    Malformed(Malformed),
+    /// The network (sockets, connections): what the system said.
+    Network(std::io::ErrorKind),
+    /// The servers have no NS records for the root zone: they do not
+    /// resolve public names (a probe at start).
+    NoRoot,
     /// The configuration is not usable.
-    Config(String),
+    Config(DnsConfigError),
     /// A blocking lookup was called from async code; use the async
     /// resolver instead (temporary: the mail is deferred, never bounced).
     InAsyncContext,
-    /// The root zone's NS RRset could not be validated: the servers cannot
-    /// serve DNSSEC (or the network is cut off), so no answer can be secure.
-    CannotValidate(String),
+    /// The servers cannot serve DNSSEC (or the network is cut off), so no
+    /// answer can be secure.
+    CannotValidate(CannotValidate),
+}
+
+/// Why an answer could not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Malformed {
+    /// No MX record names a usable host.
+    NoUsableMxHost,
+    /// The name asked is not a DNS name.
+    BadName,
+    /// The query could not be encoded.
+    Encode,
+    /// The answer could not be decoded.
+    Decode,
+    /// The answer is not for the question asked.
+    WrongAnswer,
+    /// The answer over TCP was truncated too.
+    TruncatedOverTcp,
+    /// The query is longer than a DNS message may be.
+    QueryTooLong,
+    /// The chain of trust is deeper than the validator follows.
+    ChainTooDeep,
+    /// More CNAMEs than the resolver follows.
+    TooManyCnames(usize),
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoUsableMxHost => f.write_str("no MX record names a usable host"),
+            Self::BadName => f.write_str("the name is not a valid DNS name"),
+            Self::Encode => f.write_str("the query cannot be encoded"),
+            Self::Decode => f.write_str("the answer cannot be decoded"),
+            Self::WrongAnswer => f.write_str("the answer is not for the question asked"),
+            Self::TruncatedOverTcp => f.write_str("the answer over TCP is truncated too"),
+            Self::QueryTooLong => f.write_str("the query is too long"),
+            Self::ChainTooDeep => f.write_str("the chain of trust is too deep"),
+            Self::TooManyCnames(n) => write!(f, "more than {n} CNAMEs"),
+        }
+    }
+}
+
+/// Why DNSSEC cannot validate through these servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CannotValidate {
+    /// The trust anchor's DNSKEY RRset does not validate.
+    AnchorKeys,
+    /// The root zone's NS RRset is not secure (it has this status).
+    RootNs(DnssecStatus),
+}
+
+impl fmt::Display for CannotValidate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AnchorKeys => f.write_str("the trust anchor's keys do not validate"),
+            Self::RootNs(status) => write!(f, "the root zone's NS RRset is {status}"),
+        }
+    }
+}
+
+/// A DNS configuration that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DnsConfigError {
+    /// The runtime of a blocking resolver could not start.
+    Runtime(std::io::ErrorKind),
+    /// `/etc/resolv.conf` could not be read.
+    ResolvConf(std::io::ErrorKind),
+    /// `/etc/resolv.conf` names no nameserver.
+    NoNameserver,
+    /// Trust-AD with a server that is not on a loopback address.
+    TrustAdNotLoopback(std::net::SocketAddr),
+    /// Trust-AD with more or fewer than one server.
+    TrustAdServerCount(usize),
+    /// The trust anchor text is not DNSKEY records in presentation form.
+    TrustAnchor,
+}
+
+impl fmt::Display for DnsConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Runtime(e) => write!(f, "cannot start the DNS runtime: {e}"),
+            Self::ResolvConf(e) => {
+                write!(f, "cannot read the system DNS configuration /etc/resolv.conf: {e}; configure the servers")
+            }
+            Self::NoNameserver => {
+                f.write_str("/etc/resolv.conf names no nameserver; configure the DNS servers explicitly")
+            }
+            Self::TrustAdNotLoopback(server) => write!(
+                f,
+                "the AD bit is trusted only from a validating resolver on a loopback address, not {server}; \
+                 run a local validating resolver or use in-process validation"
+            ),
+            Self::TrustAdServerCount(n) => write!(
+                f,
+                "trusting the AD bit needs exactly one server, a validating resolver on a loopback address ({n} given)"
+            ),
+            Self::TrustAnchor => f.write_str(
+                "the trust anchor is not DNSKEY records in presentation form (\". 3600 IN DNSKEY 257 3 8 …\")",
+            ),
+        }
+    }
+}
+
+/// The mnemonic of a DNS response code (RFC 6895 §2.3), for operators.
+fn rcode_name(code: u16) -> &'static str {
+    match code {
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        6 => "YXDOMAIN",
+        7 => "YXRRSET",
+        8 => "NXRRSET",
+        9 => "NOTAUTH",
+        10 => "NOTZONE",
+        16 => "BADVERS",
+        _ => "unassigned",
+    }
 }
 
 /// A DNS lookup that failed: what was asked and what happened.
@@ -157,6 +281,7 @@ impl DnsError {
                 | DnsErrorKind::Bogus
                 | DnsErrorKind::Network(_)
                 | DnsErrorKind::CannotValidate(_)
+                | DnsErrorKind::NoRoot
         )
     }
 }
@@ -172,7 +297,9 @@ impl fmt::Display for DnsError {
             DnsErrorKind::Refused => {
                 write!(f, "{t} lookup of {name}: the server refused; check that it serves recursion to us")
             }
-            DnsErrorKind::ResponseCode(c) => write!(f, "{t} lookup of {name}: error response {c}; retry later"),
+            DnsErrorKind::ResponseCode(c) => {
+                write!(f, "{t} lookup of {name}: error response {c} ({}); retry later", rcode_name(*c))
+            }
             DnsErrorKind::Bogus => {
                 write!(f, "{t} lookup of {name}: DNSSEC validation failed (bogus); the zone's signatures must be fixed")
             }
@@ -180,6 +307,10 @@ impl fmt::Display for DnsError {
             DnsErrorKind::NullMx => write!(f, "{name} accepts no mail (null MX, RFC 7505)"),
             DnsErrorKind::Malformed(m) => write!(f, "{t} lookup of {name}: unusable answer: {m}; retry later"),
             DnsErrorKind::Network(m) => write!(f, "{t} lookup of {name}: network error: {m}; retry later"),
+            DnsErrorKind::NoRoot => f.write_str(
+                "the servers have no NS records for the root zone: they do not resolve public names; \
+                 check the DNS servers",
+            ),
             DnsErrorKind::Config(m) => write!(f, "DNS configuration: {m}"),
             DnsErrorKind::CannotValidate(why) => write!(
                 f,

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use super::{Answer, DnsError, DnsErrorKind, DnssecStatus, MxFacts, MxHosts, Rrset, TlsaFacts};
+use super::{Answer, DnsError, DnsErrorKind, DnssecStatus, Malformed, MxFacts, MxHosts, Rrset, TlsaFacts};
 use crate::cache::TxtLookup;
 use crate::dane::TlsaRecord;
 use crate::name::DomainName;
@@ -116,7 +116,7 @@ pub fn mx_hosts(domain: &DomainName, answer: Answer<MxRecord>) -> Result<MxHosts
         }
     }
     if hosts.is_empty() {
-        return error(DnsErrorKind::Malformed("no MX record names a usable host".into()));
+        return error(DnsErrorKind::Malformed(Malformed::NoUsableMxHost));
     }
     Ok(MxHosts { hosts, implicit: false, status, ttl, dropped, truncated })
 }

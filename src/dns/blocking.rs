@@ -71,7 +71,7 @@ impl DnsResolver {
     /// Makes a resolver ([`super::DnsResolver::new`]) and its runtime.
     pub fn new(config: DnsConfig) -> Result<Self, DnsError> {
         let runtime = Runtime::new("smtp-tls-policy-dns")
-            .map_err(|e| DnsError::new(DnsErrorKind::Config(format!("cannot start the DNS runtime: {e}")), "", ""))?;
+            .map_err(|e| DnsError::new(DnsErrorKind::Config(super::DnsConfigError::Runtime(e.kind())), "", ""))?;
         Ok(Self { inner: super::DnsResolver::new(config)?, runtime: std::sync::Arc::new(runtime) })
     }
 

@@ -65,7 +65,10 @@ use validate::{LookupError, Lookups, Mode};
 
 use crate::dane::TlsaRecord;
 use crate::discovery::{self, DnsLookup, MxFacts, MxRecord};
-pub use crate::discovery::{Answer, DnsError, DnsErrorKind, DnssecStatus, MAX_MX_HOSTS, MxHosts, Rrset, TlsaFacts};
+pub use crate::discovery::{
+    Answer, CannotValidate, DnsConfigError, DnsError, DnsErrorKind, DnssecStatus, MAX_MX_HOSTS, Malformed, MxHosts,
+    Rrset, TlsaFacts,
+};
 use crate::name::DomainName;
 
 /// The default timeout of one DNS query (each of [`DnsConfig::attempts`]).
@@ -87,7 +90,7 @@ impl TrustAnchor {
     pub fn parse(dnskeys: &str) -> Result<Self, DnsError> {
         TrustAnchors::from_str(dnskeys)
             .map(|a| Self(Arc::new(a)))
-            .map_err(|e| DnsError::new(DnsErrorKind::Config(format!("trust anchor: {e}")), ".", "DNSKEY"))
+            .map_err(|_| DnsError::new(DnsErrorKind::Config(DnsConfigError::TrustAnchor), ".", "DNSKEY"))
     }
 }
 
@@ -219,8 +222,8 @@ impl fmt::Debug for DnsResolver {
     }
 }
 
-fn config_error(message: impl Into<String>) -> DnsError {
-    DnsError::new(DnsErrorKind::Config(message.into()), "", "")
+fn config_error(error: DnsConfigError) -> DnsError {
+    DnsError::new(DnsErrorKind::Config(error), "", "")
 }
 
 impl DnsResolver {
@@ -232,17 +235,8 @@ impl DnsResolver {
         let mode = match &config.dnssec {
             DnssecMode::TrustAd => match config.servers.as_slice() {
                 [server] if server.ip().is_loopback() => Mode::TrustAd,
-                [server] => {
-                    return Err(config_error(format!(
-                        "the AD bit is trusted only from a validating resolver on a loopback address, not {server}; \
-                         run a local validating resolver or use in-process validation"
-                    )));
-                }
-                _ => {
-                    return Err(config_error(
-                        "trusting the AD bit needs exactly one server, a validating resolver on a loopback address",
-                    ));
-                }
+                [server] => return Err(config_error(DnsConfigError::TrustAdNotLoopback(*server))),
+                servers => return Err(config_error(DnsConfigError::TrustAdServerCount(servers.len()))),
             },
             DnssecMode::Validate(anchor) => Mode::Validate { anchors: Arc::clone(&anchor.0), degrade: config.degraded },
             DnssecMode::Off => Mode::Off,
@@ -280,21 +274,12 @@ impl DnsResolver {
     /// path that strips DNSSEC" at start, before mail waits on it.
     pub async fn probe(&self) -> Result<(), DnsError> {
         let answer = self.query(".", RecordType::NS, |r| matches!(r, RData::NS(_)).then_some(())).await;
-        let cannot = |why: String| Err(DnsError::new(DnsErrorKind::CannotValidate(why), ".", "NS"));
+        let cannot = |why| Err(DnsError::new(DnsErrorKind::CannotValidate(why), ".", "NS"));
         match answer {
-            Ok(a) if a.records().is_empty() => Err(DnsError::new(
-                DnsErrorKind::Network(format!(
-                    "the servers have no NS records for the root zone ({}): they do not resolve public names",
-                    if a.rrset == Rrset::NxDomain { "NXDOMAIN" } else { "NODATA" }
-                )),
-                ".",
-                "NS",
-            )),
-            Ok(a) if self.validates() && a.status != DnssecStatus::Secure => {
-                cannot(format!("the root zone's NS RRset is {}", a.status))
-            }
+            Ok(a) if a.records().is_empty() => Err(DnsError::new(DnsErrorKind::NoRoot, ".", "NS")),
+            Ok(a) if self.validates() && a.status != DnssecStatus::Secure => cannot(CannotValidate::RootNs(a.status)),
             Ok(_) => Ok(()),
-            Err(e) if *e.kind() == DnsErrorKind::Bogus => cannot("the root zone's NS RRset does not validate".into()),
+            Err(e) if *e.kind() == DnsErrorKind::Bogus => cannot(CannotValidate::RootNs(DnssecStatus::Bogus)),
             Err(e) => Err(e),
         }
     }
@@ -383,7 +368,7 @@ impl DnsResolver {
     ) -> Result<Answer<T>, DnsError> {
         let rtype_name = rtype_name(rtype);
         let fqdn = Name::from_ascii(format!("{}.", name.trim_end_matches('.')))
-            .map_err(|e| DnsError::new(DnsErrorKind::Malformed(e.to_string()), name, rtype_name))?;
+            .map_err(|_| DnsError::new(DnsErrorKind::Malformed(Malformed::BadName), name, rtype_name))?;
         let name = name.trim_end_matches('.');
         let resolved = self.inner.lookup(&fqdn, rtype).await.map_err(|e| lookup_error(e, name, rtype_name))?;
         if resolved.status == DnssecStatus::Bogus {
@@ -436,8 +421,8 @@ pub(crate) fn log_mx(domain: &DomainName, hosts: &MxHosts) {
 
 /// The servers of `/etc/resolv.conf` (`nameserver` lines, port 53).
 fn system_servers() -> Result<Vec<SocketAddr>, DnsError> {
-    let text = std::fs::read_to_string("/etc/resolv.conf")
-        .map_err(|e| config_error(format!("cannot read the system DNS configuration /etc/resolv.conf: {e}")))?;
+    let text =
+        std::fs::read_to_string("/etc/resolv.conf").map_err(|e| config_error(DnsConfigError::ResolvConf(e.kind())))?;
     let servers: Vec<SocketAddr> = text
         .lines()
         .filter_map(|l| l.trim().strip_prefix("nameserver"))
@@ -445,7 +430,7 @@ fn system_servers() -> Result<Vec<SocketAddr>, DnsError> {
         .map(|ip| SocketAddr::new(ip, 53))
         .collect();
     if servers.is_empty() {
-        return Err(config_error("/etc/resolv.conf names no nameserver; configure the DNS servers explicitly"));
+        return Err(config_error(DnsConfigError::NoNameserver));
     }
     Ok(servers)
 }
@@ -457,7 +442,7 @@ fn lookup_error(e: LookupError, name: &str, rtype: &'static str) -> DnsError {
         LookupError::Malformed(m) => DnsErrorKind::Malformed(m),
         LookupError::Rcode(ResponseCode::ServFail) => DnsErrorKind::ServerFailure,
         LookupError::Rcode(ResponseCode::Refused) => DnsErrorKind::Refused,
-        LookupError::Rcode(code) => DnsErrorKind::ResponseCode(code.to_string()),
+        LookupError::Rcode(code) => DnsErrorKind::ResponseCode(u16::from(code)),
         LookupError::CannotValidate(why) => DnsErrorKind::CannotValidate(why),
     };
     DnsError::new(kind, name, rtype)

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::discovery::Malformed;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -32,8 +33,8 @@ pub(super) struct Flags {
 #[derive(Debug)]
 pub(super) enum Failure {
     Timeout,
-    Network(String),
-    Malformed(String),
+    Network(std::io::ErrorKind),
+    Malformed(Malformed),
 }
 
 /// The servers and the limits of one exchange.
@@ -76,7 +77,7 @@ impl Transport {
         let answer = tokio::time::timeout(self.timeout, tcp(server, &query)).await.map_err(|_| Failure::Timeout)??;
         let message = check(Message::from_vec(&answer), id, name, rtype)?;
         if message.metadata.truncation {
-            return Err(Failure::Malformed("the answer over TCP is truncated too".into()));
+            return Err(Failure::Malformed(Malformed::TruncatedOverTcp));
         }
         Ok(message)
     }
@@ -92,7 +93,7 @@ fn request(id: u16, name: &Name, rtype: RecordType, flags: Flags) -> Result<Vec<
     edns.set_max_payload(EDNS_PAYLOAD);
     edns.set_dnssec_ok(flags.dnssec_ok);
     message.set_edns(edns);
-    message.to_vec().map_err(|e| Failure::Malformed(format!("cannot encode the query: {e}")))
+    message.to_vec().map_err(|_| Failure::Malformed(Malformed::Encode))
 }
 
 /// The answer must be a response to this query (RFC 5452 §4.1: id and
@@ -103,10 +104,10 @@ fn check<E: std::fmt::Display>(
     name: &Name,
     rtype: RecordType,
 ) -> Result<Message, Failure> {
-    let message = decoded.map_err(|e| Failure::Malformed(format!("cannot decode the answer: {e}")))?;
+    let message = decoded.map_err(|_| Failure::Malformed(Malformed::Decode))?;
     let asked = message.queries.first().is_some_and(|q| q.name() == name && q.query_type() == rtype);
     if message.metadata.id != id || message.metadata.message_type != MessageType::Response || !asked {
-        return Err(Failure::Malformed("the answer is not for the question asked".into()));
+        return Err(Failure::Malformed(Malformed::WrongAnswer));
     }
     Ok(message)
 }
@@ -129,7 +130,7 @@ async fn udp(server: SocketAddr, query: &[u8]) -> Result<Vec<u8>, Failure> {
 
 async fn tcp(server: SocketAddr, query: &[u8]) -> Result<Vec<u8>, Failure> {
     let mut stream = tokio::net::TcpStream::connect(server).await.map_err(net)?;
-    let len = u16::try_from(query.len()).map_err(|_| Failure::Malformed("query too long".into()))?;
+    let len = u16::try_from(query.len()).map_err(|_| Failure::Malformed(Malformed::QueryTooLong))?;
     let mut framed = Vec::with_capacity(query.len() + 2);
     framed.extend_from_slice(&len.to_be_bytes());
     framed.extend_from_slice(query);
@@ -143,7 +144,7 @@ async fn tcp(server: SocketAddr, query: &[u8]) -> Result<Vec<u8>, Failure> {
 }
 
 fn net(e: std::io::Error) -> Failure {
-    Failure::Network(e.to_string())
+    Failure::Network(e.kind())
 }
 
 /// A query id from the system's randomness (RFC 5452 §9.2), through ring,

@@ -36,6 +36,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::cache::AnswerCache;
 use super::transport::{Failure, Flags, Transport};
+use crate::discovery::{CannotValidate, Malformed};
 use crate::engine::DnssecStatus;
 
 /// NSEC3 records with more iterations are treated as insecure (RFC 9276
@@ -76,13 +77,13 @@ pub(super) struct Resolved {
 #[derive(Debug, Clone)]
 pub(super) enum LookupError {
     Timeout,
-    Network(String),
-    Malformed(String),
+    Network(std::io::ErrorKind),
+    Malformed(Malformed),
     Rcode(ResponseCode),
     /// The trust anchor's DNSKEY RRset cannot be validated through these
     /// servers (they strip or break DNSSEC), and the resolver refuses to run
     /// degraded.
-    CannotValidate(String),
+    CannotValidate(CannotValidate),
 }
 
 impl From<Failure> for LookupError {
@@ -202,13 +203,13 @@ impl Lookups {
                 return Ok(hit);
             }
             if depth > MAX_DEPTH {
-                return Err(LookupError::Malformed("the chain of trust is too deep".into()));
+                return Err(LookupError::Malformed(Malformed::ChainTooDeep));
             }
             let resolved = self.resolve(name, rtype, depth).await?;
             let resolved = match (&self.mode, resolved.status) {
                 (Mode::Validate { degrade, .. }, DnssecStatus::Indeterminate) if self.cannot_validate() => {
                     if !degrade {
-                        return Err(LookupError::CannotValidate("the trust anchor's keys do not validate".into()));
+                        return Err(LookupError::CannotValidate(CannotValidate::AnchorKeys));
                     }
                     self.degraded.fetch_add(1, Ordering::Relaxed);
                     resolved
@@ -262,7 +263,7 @@ impl Lookups {
             || message.authorities.iter().any(|r| matches!(r.record_type(), RecordType::NSEC | RecordType::NSEC3));
         if !chain.is_empty() && (!has_denial || walk.hops.len() >= MAX_CNAME_HOPS) {
             if chain.len() >= MAX_CNAME_HOPS {
-                return Err(LookupError::Malformed(format!("more than {MAX_CNAME_HOPS} CNAMEs")));
+                return Err(LookupError::Malformed(Malformed::TooManyCnames(MAX_CNAME_HOPS)));
             }
             let rest = self.lookup_at(&end, qtype, depth).await?;
             let mut resolved = (*rest).clone();

@@ -34,8 +34,7 @@ fn in_async(name: &str, rtype: &'static str) -> ResolveError {
 impl PolicyResolver {
     /// Makes a resolver ([`super::PolicyResolver::new`]) and its runtime.
     pub fn new(config: ResolverConfig) -> Result<Self, ResolveError> {
-        let runtime = Runtime::new("smtp-tls-policy")
-            .map_err(|e| ResolveError::Config(format!("cannot start the resolver's runtime: {e}")))?;
+        let runtime = Runtime::new("smtp-tls-policy").map_err(|e| ResolveError::Runtime(e.kind()))?;
         let runtime = Arc::new(runtime);
         let inner = super::PolicyResolver::new(config)?;
         let dns = crate::dns::blocking::DnsResolver::from_parts(inner.dns().clone(), Arc::clone(&runtime));

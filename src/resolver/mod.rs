@@ -124,13 +124,21 @@ pub enum ResolveError {
         /// The MTA-STS facts gathered alongside.
         sts: Box<StsFacts>,
     },
-    /// The resolver could not be made.
+    /// The destination controls have errors
+    /// ([`DestinationControls::validate`]): the first, and how many.
+    #[error("resolver configuration: destination controls: {first} ({count} error(s) in all)")]
+    Controls {
+        /// The first error.
+        first: Box<crate::engine::ConfigProblem>,
+        /// How many errors there are.
+        count: usize,
+    },
+    /// The fetch configuration cannot work.
     #[error("resolver configuration: {0}")]
-    Config(String),
-    /// The resolve task ended without an answer (it panicked or its
-    /// runtime shut down); temporary: the mail waits.
-    #[error("the resolve task ended without an answer: {0}; retry later")]
-    TaskEnded(String),
+    Fetch(#[source] FetchError),
+    /// The runtime of a blocking resolver could not start.
+    #[error("resolver configuration: cannot start the resolver's runtime: {0}")]
+    Runtime(std::io::ErrorKind),
 }
 
 impl ResolveError {
@@ -138,8 +146,7 @@ impl ResolveError {
     pub fn is_temporary(&self) -> bool {
         match self {
             Self::Dns(e) | Self::Mx { error: e, .. } => e.is_temporary(),
-            Self::TaskEnded(_) => true,
-            Self::Domain(_) | Self::Config(_) => false,
+            Self::Domain(_) | Self::Controls { .. } | Self::Fetch(_) | Self::Runtime(_) => false,
         }
     }
 
@@ -147,7 +154,7 @@ impl ResolveError {
     pub fn dns_error(&self) -> Option<&DnsError> {
         match self {
             Self::Dns(e) | Self::Mx { error: e, .. } => Some(e),
-            Self::Domain(_) | Self::Config(_) | Self::TaskEnded(_) => None,
+            Self::Domain(_) | Self::Controls { .. } | Self::Fetch(_) | Self::Runtime(_) => None,
         }
     }
 
@@ -221,7 +228,8 @@ impl PolicyFetch for Fetch<'_> {
         });
         match task.await {
             Ok(result) => result.map_err(FetchFailure::from),
-            Err(e) => Err(FetchFailure::new(ResultType::StsPolicyFetchError, TaskEnded(e.to_string()))),
+            // The blocking task panicked or its runtime shut down.
+            Err(e) => Err(FetchFailure::new(ResultType::StsPolicyFetchError, e)),
         }
     }
 }
@@ -233,13 +241,10 @@ impl PolicyResolver {
     pub fn new(config: ResolverConfig) -> Result<Self, ResolveError> {
         let validation = config.controls.validate();
         if let Some(problem) = validation.errors.first() {
-            return Err(ResolveError::Config(format!(
-                "destination controls: {problem} ({} error(s) in all)",
-                validation.errors.len()
-            )));
+            return Err(ResolveError::Controls { first: Box::new(problem.clone()), count: validation.errors.len() });
         }
         let dns = DnsResolver::new(config.dns)?;
-        let fetcher = PolicyFetcher::new(config.fetch).map_err(|e: FetchError| ResolveError::Config(e.to_string()))?;
+        let fetcher = PolicyFetcher::new(config.fetch).map_err(ResolveError::Fetch)?;
         let cache = PolicyCache::new(config.cache);
         Ok(Self { inner: Arc::new(Inner { dns, fetcher, cache, controls: config.controls }) })
     }
@@ -366,17 +371,6 @@ fn log_outcome(outcome: &Outcome) {
         }
     }
 }
-
-#[derive(Debug)]
-struct TaskEnded(String);
-
-impl fmt::Display for TaskEnded {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the fetch task ended without an answer: {}", self.0)
-    }
-}
-
-impl std::error::Error for TaskEnded {}
 
 /// The log lines of one discovery, as gateway operators read them.
 fn log_gathered(domain: &DomainName, gathered: &Gathered) {
