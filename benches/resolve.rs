@@ -86,7 +86,7 @@ fn warm(bencher: Bencher) {
 fn warm_async(bencher: Bencher) {
     let r = resolver(&WORLD);
     r.resolve("d0.signed").unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     bencher.bench_local(|| black_box(rt.block_on(r.inner().resolve(black_box("d0.signed"))).unwrap()));
 }
 

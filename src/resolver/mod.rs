@@ -3,8 +3,9 @@
 //! thread-safe object.
 //!
 //! [`PolicyResolver::resolve`] is async and runs on the caller's tokio
-//! runtime (any flavour; the blocking HTTPS fetch moves to its blocking
-//! pool); [`blocking::PolicyResolver`] wraps it with a small runtime of its
+//! runtime (any flavour, with its IO and time drivers on:
+//! `Builder::enable_all`, as `#[tokio::main]` does; the blocking HTTPS
+//! fetch moves to its blocking pool); [`blocking::PolicyResolver`] wraps it with a small runtime of its
 //! own for callers on plain threads, as `reqwest::blocking` does.
 //!
 //! [`PolicyResolver::resolve`] gathers the facts about a recipient domain —
