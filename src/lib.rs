@@ -87,11 +87,13 @@ pub mod postfix;
 pub mod report;
 #[cfg(feature = "resolver")]
 pub mod resolver;
+mod result_type;
 pub mod sts;
 #[cfg(feature = "rustls")]
 pub mod verify;
 
 pub use error::{ParseError, ParseErrorKind};
+pub use result_type::{ResultType, UnknownResultType};
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -597,8 +597,11 @@ fn delivery_owns_the_attempt_loop_and_yields_the_sessions() {
     assert!(d.record(webpki_ok()).is_none(), "nothing pending");
     let outcome = d.finish(fresh());
     assert!(matches!(outcome.verdict, Verdict::Deliver { .. }));
-    let kinds: Vec<(&str, Option<ResultType>)> =
-        outcome.sessions.iter().map(|s| (s.policy.policy_type, s.failure.as_ref().map(|f| f.result_type))).collect();
+    let kinds: Vec<(&str, Option<ResultType>)> = outcome
+        .sessions
+        .iter()
+        .map(|s| (s.policy.policy_type.as_str(), s.failure.as_ref().map(|f| f.result_type)))
+        .collect();
     assert_eq!(kinds, [("sts", Some(ResultType::CertificateExpired)), ("sts", None)]);
     assert_eq!(outcome.sessions[0].failure.as_ref().unwrap().receiving_mx_hostname.as_deref(), Some("mx1.example.com"));
     let sts = outcome.sts.expect("an enforced policy has an outcome");
@@ -648,8 +651,11 @@ fn plan_sts_carries_an_unavailable_policy_and_skips_are_sessions() {
     }
     let outcome = d.finish(fresh());
     assert!(outcome.sts.is_none());
-    let kinds: Vec<(&str, Option<ResultType>)> =
-        outcome.sessions.iter().map(|s| (s.policy.policy_type, s.failure.as_ref().map(|f| f.result_type))).collect();
+    let kinds: Vec<(&str, Option<ResultType>)> = outcome
+        .sessions
+        .iter()
+        .map(|s| (s.policy.policy_type.as_str(), s.failure.as_ref().map(|f| f.result_type)))
+        .collect();
     assert_eq!(
         kinds,
         [("tlsa", Some(ResultType::DnssecInvalid)), ("sts", Some(ResultType::StsPolicyFetchError)), ("sts", None),]

@@ -156,3 +156,52 @@ fn rfc8460_3_record() {
     let r: TlsRptRecord = "v=TLSRPTv1; rua=mailto:reports@example.com".parse().unwrap();
     assert_eq!(r.rua()[0].as_str(), "mailto:reports@example.com");
 }
+
+/// The report is a typed value that a consumer reads back whole (RFC 8460
+/// §4.4), unknown members (extensions) ignored.
+#[test]
+fn the_report_reads_back_as_a_typed_value() {
+    use smtp_tls_policy::ResultType;
+    use smtp_tls_policy::report::{AggregateReport, FailureDetail, PolicyType, ReportPolicy, Session};
+    let domain = name("company-y.example");
+    let policy =
+        Policy::parse("version: STSv1\nmode: testing\nmx: *.mail.company-y.example\nmax_age: 86400\n").unwrap();
+    let mx = name("mx1.mail.company-y.example");
+    let mut agg = Aggregator::new();
+    let sessions = [
+        Session::success(ReportPolicy::sts(&domain, &policy)),
+        Session::failure(
+            ReportPolicy::sts(&domain, &policy),
+            FailureDetail::new(ResultType::CertificateExpired, Some(&mx))
+                .with_ips(Some("203.0.113.56".parse().unwrap()), Some("2001:db8::25".parse().unwrap())),
+        ),
+        Session::failure(ReportPolicy::tlsa(&domain, &[]), FailureDetail::new(ResultType::DnssecInvalid, None)),
+    ];
+    sessions.iter().for_each(|s| agg.record(s));
+    let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_459_468_800);
+    let meta = ReportMeta::new(
+        "Company-X",
+        "sts-reporting@company-x.example",
+        "5065427c",
+        start,
+        start + Duration::from_secs(86_399),
+    );
+    let report = agg.aggregate(&domain, &meta);
+    let text = serde_json::to_string(&report).unwrap();
+    let back: AggregateReport = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, report);
+    assert_eq!(serde_json::to_value(&report).unwrap(), agg.report(&domain, &meta));
+    let sts = back.policies.iter().find(|p| p.policy.policy_type == PolicyType::Sts).unwrap();
+    assert_eq!((sts.summary.total_successful_session_count, sts.summary.total_failure_session_count), (1, 1));
+    assert_eq!(sts.failure_details[0].result_type, ResultType::CertificateExpired);
+    assert_eq!(sts.failure_details[0].receiving_ip, Some("2001:db8::25".parse().unwrap()));
+    // Extensions and members this crate does not write are ignored.
+    let mut value: Value = serde_json::from_str(&text).unwrap();
+    value["x-extension"] = json!({"anything": 1});
+    value["policies"][0]["policy"]["x-more"] = json!("ignored");
+    let read: AggregateReport = serde_json::from_value(value).unwrap();
+    assert_eq!(read, report);
+    // An unknown result type is an error, not a silent default.
+    let bad = text.replace("certificate-expired", "certificate-fine");
+    assert!(serde_json::from_str::<AggregateReport>(&bad).is_err());
+}

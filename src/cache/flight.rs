@@ -7,8 +7,8 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use super::{Decision, Entry, FetchFailure, PolicyCache, Shard, lock};
+use crate::ResultType;
 use crate::name::DomainName;
-use crate::report::ResultType;
 use crate::sts::{Policy, PolicyId};
 
 /// One in-flight fetch that concurrent lookups wait for.

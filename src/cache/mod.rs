@@ -75,8 +75,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::ResultType;
 use crate::name::DomainName;
-use crate::report::ResultType;
 use crate::sts::{Policy, PolicyId};
 
 use lru::{Lru, Weighed};

@@ -9,7 +9,7 @@ use webpki::{ALL_VERIFICATION_ALGS, EndEntityCert, KeyUsage, anchor_from_trusted
 
 use super::record::{CertUsage, MatchingType, Selector, TlsaRecord};
 use super::x509::{self as der, Certificate};
-use crate::report::ResultType;
+use crate::ResultType;
 
 /// The result of [`verify_chain`]: authenticated by a record, or the reason
 /// no record authenticated the peer.

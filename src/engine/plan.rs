@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use super::config::{DaneSupport, DestinationControls, Options, Profile, StsSupport, TlsSupport};
+use crate::ResultType;
 use crate::cache::FetchFailure;
 use crate::dane::TlsaRecord;
 use crate::discovery::{DnssecStatus, DomainFacts, StsFacts, TlsaFacts};
 use crate::name::DomainName;
-use crate::report::ResultType;
 use crate::sts::{Mode, Policy, PolicyId};
 
 /// The lowest TLS version a connection may use.

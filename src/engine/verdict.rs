@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use super::config::TlsSupport;
 use super::plan::{Authentication, Basis, HostPlan, OnAuthFailure, Plan, TestingCheck, TlsRequirement, TlsVersion};
+use crate::ResultType;
 use crate::dane::DaneOutcome;
 use crate::name::DomainName;
-use crate::report::ResultType;
 use crate::sts::Mode;
 
 /// Why a WebPKI certificate check failed.

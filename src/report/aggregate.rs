@@ -4,12 +4,45 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::ResultType;
 use crate::dane::TlsaRecord;
 use crate::name::DomainName;
 use crate::sts::Policy;
+
+/// The `policy-type` of RFC 8460 §4.4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum PolicyType {
+    /// An MTA-STS policy.
+    #[serde(rename = "sts")]
+    Sts,
+    /// DANE TLSA records.
+    #[serde(rename = "tlsa")]
+    Tlsa,
+    /// Neither.
+    #[serde(rename = "no-policy-found")]
+    NoPolicyFound,
+}
+
+impl PolicyType {
+    /// The name in the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sts => "sts",
+            Self::Tlsa => "tlsa",
+            Self::NoPolicyFound => "no-policy-found",
+        }
+    }
+}
+
+impl std::fmt::Display for PolicyType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The policy a session was evaluated against (RFC 8460 §4.4 `policy`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -19,7 +52,7 @@ pub struct ReportPolicy {
     /// domain's report is one run of the aggregator's map.
     pub policy_domain: DomainName,
     /// `sts`, `tlsa` or `no-policy-found`.
-    pub policy_type: &'static str,
+    pub policy_type: PolicyType,
     /// The policy as text: the MTA-STS policy lines, or the TLSA records
     /// in presentation form.
     pub policy_string: Vec<String>,
@@ -32,7 +65,7 @@ impl ReportPolicy {
     /// policy's lines, `mx-host` its patterns).
     pub fn sts(domain: &DomainName, policy: &Policy) -> Self {
         Self {
-            policy_type: "sts",
+            policy_type: PolicyType::Sts,
             policy_string: policy.to_string().lines().map(str::to_owned).collect(),
             policy_domain: domain.clone(),
             mx_host: policy.mx().iter().map(ToString::to_string).collect(),
@@ -43,7 +76,7 @@ impl ReportPolicy {
     /// presentation form.
     pub fn tlsa(domain: &DomainName, records: &[TlsaRecord]) -> Self {
         Self {
-            policy_type: "tlsa",
+            policy_type: PolicyType::Tlsa,
             policy_string: records.iter().map(ToString::to_string).collect(),
             policy_domain: domain.clone(),
             mx_host: Vec::new(),
@@ -53,13 +86,18 @@ impl ReportPolicy {
     /// An MTA-STS policy `domain` announces (TXT record) but that could
     /// not be fetched or parsed: no policy string, no patterns.
     pub fn sts_unavailable(domain: &DomainName) -> Self {
-        Self { policy_type: "sts", policy_string: Vec::new(), policy_domain: domain.clone(), mx_host: Vec::new() }
+        Self {
+            policy_type: PolicyType::Sts,
+            policy_string: Vec::new(),
+            policy_domain: domain.clone(),
+            mx_host: Vec::new(),
+        }
     }
 
     /// No policy was found for `domain`.
     pub fn none(domain: &DomainName) -> Self {
         Self {
-            policy_type: "no-policy-found",
+            policy_type: PolicyType::NoPolicyFound,
             policy_string: Vec::new(),
             policy_domain: domain.clone(),
             mx_host: Vec::new(),
@@ -201,76 +239,154 @@ impl Aggregator {
             .fold((0, 0), |(s, f), (_, c)| (s + c.successful, f + c.failed))
     }
 
-    /// The RFC 8460 §4.4 report for `domain`, as JSON.
-    pub fn report(&self, domain: &DomainName, meta: &ReportMeta) -> Value {
-        let policies: Vec<Value> = self
+    /// The RFC 8460 §4.4 report for `domain`.
+    pub fn aggregate(&self, domain: &DomainName, meta: &ReportMeta) -> AggregateReport {
+        let policies = self
             .policies
             .iter()
             .filter(|(p, _)| &p.policy_domain == domain)
-            .map(|(p, c)| {
-                let mut policy = Map::new();
-                policy.insert("policy-type".into(), json!(p.policy_type));
-                if !p.policy_string.is_empty() {
-                    policy.insert("policy-string".into(), json!(p.policy_string));
-                }
-                policy.insert("policy-domain".into(), json!(p.policy_domain.as_str()));
-                if !p.mx_host.is_empty() {
-                    policy.insert("mx-host".into(), json!(p.mx_host));
-                }
-                let details: Vec<Value> = c.details.iter().map(|(d, n)| detail_json(d, *n)).collect();
-                let mut entry = Map::new();
-                entry.insert("policy".into(), Value::Object(policy));
-                entry.insert(
-                    "summary".into(),
-                    json!({
-                        "total-successful-session-count": c.successful,
-                        "total-failure-session-count": c.failed,
-                    }),
-                );
-                if !details.is_empty() {
-                    entry.insert("failure-details".into(), Value::Array(details));
-                }
-                Value::Object(entry)
+            .map(|(p, c)| PolicyReport {
+                policy: PolicyDescription {
+                    policy_type: p.policy_type,
+                    policy_string: p.policy_string.clone(),
+                    policy_domain: p.policy_domain.to_string(),
+                    mx_host: p.mx_host.clone(),
+                },
+                summary: Summary {
+                    total_successful_session_count: c.successful,
+                    total_failure_session_count: c.failed,
+                },
+                failure_details: c
+                    .details
+                    .iter()
+                    .map(|(d, n)| FailureDetails {
+                        result_type: d.result_type,
+                        sending_mta_ip: d.sending_mta_ip,
+                        receiving_mx_hostname: d.receiving_mx_hostname.clone(),
+                        receiving_mx_helo: d.receiving_mx_helo.clone(),
+                        receiving_ip: d.receiving_ip,
+                        failed_session_count: *n,
+                        additional_information: d.additional_information.clone(),
+                        failure_reason_code: d.failure_reason_code.clone(),
+                    })
+                    .collect(),
             })
             .collect();
-        json!({
-            "organization-name": meta.organization_name,
-            "date-range": {
-                "start-datetime": rfc3339(meta.start),
-                "end-datetime": rfc3339(meta.end),
-            },
-            "contact-info": meta.contact_info,
-            "report-id": meta.report_id,
-            "policies": policies,
-        })
+        AggregateReport {
+            organization_name: meta.organization_name.clone(),
+            date_range: DateRange { start_datetime: rfc3339(meta.start), end_datetime: rfc3339(meta.end) },
+            contact_info: meta.contact_info.clone(),
+            report_id: meta.report_id.clone(),
+            policies,
+        }
+    }
+
+    /// [`aggregate`](Self::aggregate) as JSON.
+    pub fn report(&self, domain: &DomainName, meta: &ReportMeta) -> Value {
+        // Strings, numbers and sequences only: serializing cannot fail.
+        serde_json::to_value(self.aggregate(domain, meta)).unwrap_or_default()
     }
 }
 
-fn detail_json(d: &FailureDetail, count: u64) -> Value {
-    let fields = [
-        ("sending-mta-ip", d.sending_mta_ip.map(|ip| ip.to_string())),
-        ("receiving-mx-hostname", d.receiving_mx_hostname.clone()),
-        ("receiving-mx-helo", d.receiving_mx_helo.clone()),
-        ("receiving-ip", d.receiving_ip.map(|ip| ip.to_string())),
-    ];
-    let extra = [
-        ("additional-information", d.additional_information.clone()),
-        ("failure-reason-code", d.failure_reason_code.clone()),
-    ];
-    let mut m = Map::new();
-    m.insert("result-type".into(), json!(d.result_type.as_str()));
-    for (key, value) in fields {
-        if let Some(v) = value {
-            m.insert(key.into(), json!(v));
-        }
-    }
-    m.insert("failed-session-count".into(), json!(count));
-    for (key, value) in extra {
-        if let Some(v) = value {
-            m.insert(key.into(), json!(v));
-        }
-    }
-    Value::Object(m)
+/// An RFC 8460 §4.4 aggregate report: what [`Aggregator::aggregate`]
+/// makes, and what a report consumer reads back (`serde_json::from_str`;
+/// unknown members are ignored, as §4.4 asks of extensions).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub struct AggregateReport {
+    /// The reporting organization.
+    pub organization_name: String,
+    /// The period covered.
+    pub date_range: DateRange,
+    /// Whom to contact about the report.
+    pub contact_info: String,
+    /// The report's unique id.
+    pub report_id: String,
+    /// One entry per policy.
+    pub policies: Vec<PolicyReport>,
+}
+
+/// `date-range`: RFC 3339 date-times.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub struct DateRange {
+    /// The start.
+    pub start_datetime: String,
+    /// The end.
+    pub end_datetime: String,
+}
+
+/// One policy's entry of `policies`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub struct PolicyReport {
+    /// The policy.
+    pub policy: PolicyDescription,
+    /// The session counts.
+    pub summary: Summary,
+    /// The failures, grouped (left out when there are none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failure_details: Vec<FailureDetails>,
+}
+
+/// `policy`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub struct PolicyDescription {
+    /// `sts`, `tlsa` or `no-policy-found`.
+    pub policy_type: PolicyType,
+    /// The policy's text (left out when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policy_string: Vec<String>,
+    /// The policy domain.
+    pub policy_domain: String,
+    /// MTA-STS `mx` patterns (left out when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mx_host: Vec<String>,
+}
+
+/// `summary`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub struct Summary {
+    /// Sessions that met the policy.
+    pub total_successful_session_count: u64,
+    /// Sessions that failed.
+    pub total_failure_session_count: u64,
+}
+
+/// One entry of `failure-details`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub struct FailureDetails {
+    /// The result type.
+    pub result_type: ResultType,
+    /// The sending MTA's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sending_mta_ip: Option<IpAddr>,
+    /// The receiving MX host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiving_mx_hostname: Option<String>,
+    /// The receiving MX's HELO/EHLO name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiving_mx_helo: Option<String>,
+    /// The receiving address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiving_ip: Option<IpAddr>,
+    /// How many sessions failed so.
+    pub failed_session_count: u64,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub additional_information: Option<String>,
+    /// A code naming the failure more precisely.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason_code: Option<String>,
 }
 
 /// The report file name (RFC 8460 §5.1):
