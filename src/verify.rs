@@ -373,7 +373,11 @@ impl ServerCertVerifier for PlanVerifier {
 }
 
 /// The handshake signature, checked with the public key of the presented
-/// certificate as the crate's DER reader finds it (any X.509 version).
+/// certificate as the crate's DER reader finds it (any X.509 version: a
+/// DANE-EE certificate may be v1, which rustls-webpki refuses to parse as
+/// a certificate). TLS 1.3 uses rustls's own raw-key check
+/// ([`verify_tls13_signature_with_raw_key`](rustls::crypto::verify_tls13_signature_with_raw_key));
+/// TLS 1.2 has none, so its schemes are tried here as rustls does.
 fn verify_signature(
     message: &[u8],
     cert: &CertificateDer<'_>,
@@ -381,23 +385,20 @@ fn verify_signature(
     algorithms: &WebPkiSupportedAlgorithms,
     tls13: bool,
 ) -> Result<HandshakeSignatureValid, Error> {
-    // RFC 8446 §4.2.3: no PKCS#1 v1.5 or SHA-1 signatures in TLS 1.3.
-    let tls13_scheme = matches!(
-        dss.scheme,
-        SignatureScheme::ECDSA_NISTP256_SHA256
-            | SignatureScheme::ECDSA_NISTP384_SHA384
-            | SignatureScheme::ECDSA_NISTP521_SHA512
-            | SignatureScheme::RSA_PSS_SHA256
-            | SignatureScheme::RSA_PSS_SHA384
-            | SignatureScheme::RSA_PSS_SHA512
-            | SignatureScheme::ED25519
-            | SignatureScheme::ED448
-    );
-    if tls13 && !tls13_scheme {
-        return Err(PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme.into());
-    }
     let spki = spki_of(cert).ok_or(Error::InvalidCertificate(CertificateError::BadEncoding))?;
     let spki = SubjectPublicKeyInfoDer::from(spki);
+    if tls13 {
+        // RFC 8446 §4.2.3 (no PKCS#1 v1.5 or SHA-1) and one algorithm per scheme.
+        // A scheme that does not fit the key cannot verify: a bad signature.
+        return rustls::crypto::verify_tls13_signature_with_raw_key(message, &spki, dss, algorithms).map_err(
+            |e| match e {
+                Error::InvalidCertificate(CertificateError::UnsupportedSignatureAlgorithm) => {
+                    Error::InvalidCertificate(CertificateError::BadSignature)
+                }
+                other => other,
+            },
+        );
+    }
     let key = webpki::RawPublicKeyEntity::try_from(&spki)
         .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
     let candidates = algorithms
@@ -406,8 +407,6 @@ fn verify_signature(
         .find(|(scheme, _)| *scheme == dss.scheme)
         .map(|(_, algs)| *algs)
         .ok_or(PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme)?;
-    // TLS 1.3 fixes one algorithm per scheme; TLS 1.2 may try each.
-    let candidates = if tls13 { &candidates[..candidates.len().min(1)] } else { candidates };
     for alg in candidates {
         match key.verify_signature(*alg, message, dss.signature()) {
             Ok(()) => return Ok(HandshakeSignatureValid::assertion()),
