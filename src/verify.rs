@@ -390,14 +390,8 @@ fn verify_signature(
     if tls13 {
         // RFC 8446 §4.2.3 (no PKCS#1 v1.5 or SHA-1) and one algorithm per scheme.
         // A scheme that does not fit the key cannot verify: a bad signature.
-        return rustls::crypto::verify_tls13_signature_with_raw_key(message, &spki, dss, algorithms).map_err(
-            |e| match e {
-                Error::InvalidCertificate(CertificateError::UnsupportedSignatureAlgorithm) => {
-                    Error::InvalidCertificate(CertificateError::BadSignature)
-                }
-                other => other,
-            },
-        );
+        return rustls::crypto::verify_tls13_signature_with_raw_key(message, &spki, dss, algorithms)
+            .map_err(unfit_scheme_is_bad_signature);
     }
     let key = webpki::RawPublicKeyEntity::try_from(&spki)
         .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
@@ -415,6 +409,20 @@ fn verify_signature(
         }
     }
     Err(Error::InvalidCertificate(CertificateError::BadSignature))
+}
+
+/// rustls reports a signature scheme that does not fit the key as an
+/// unsupported algorithm; for a handshake signature that is a bad one.
+#[allow(deprecated)] // rustls 0.23 still returns the context-free variant
+fn unfit_scheme_is_bad_signature(e: Error) -> Error {
+    match e {
+        Error::InvalidCertificate(
+            CertificateError::UnsupportedSignatureAlgorithm
+            | CertificateError::UnsupportedSignatureAlgorithmContext { .. }
+            | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. },
+        ) => Error::InvalidCertificate(CertificateError::BadSignature),
+        other => other,
+    }
 }
 
 #[derive(Debug)]
