@@ -327,7 +327,7 @@ fn connect(
     dns: &DnsResolver,
     plan: &smtp_tls_policy::engine::Plan,
     host: &smtp_tls_policy::engine::HostPlan,
-    roots: &std::sync::Arc<rustls::RootCertStore>,
+    roots: &smtp_tls_policy::verify::Roots,
     problems: &mut Vec<Problem>,
 ) -> Value {
     let address = match dns.addresses(&host.host) {
@@ -337,7 +337,7 @@ fn connect(
         },
         Err(e) => return json!({ "error": e.to_string() }),
     };
-    let tried = smtp::deliver(SocketAddr::new(address, 25), plan, host, std::sync::Arc::clone(roots), None);
+    let tried = smtp::deliver(SocketAddr::new(address, 25), plan, host, roots.clone(), None);
     let attempt = match &tried.attempt {
         Attempt::Unreachable => {
             "no SMTP session on port 25 (blocked outbound port 25 is common on home and cloud networks)".to_owned()

@@ -166,7 +166,7 @@ fn world() -> ExitCode {
         .dns(DnsConfig::default().servers([dns.addr]).dnssec(DnssecMode::Validate(anchor)))
         .fetch(
             FetchConfig::default()
-                .roots(Roots::Custom(vec![pki.ca_der.clone()]))
+                .roots(Roots::custom(std::slice::from_ref(&pki.ca_der)).unwrap())
                 .proxy_from_env(false)
                 .timeout(Duration::from_secs(5))
                 .lookup(move |_| vec![target]),
@@ -200,7 +200,7 @@ fn world() -> ExitCode {
         }
         print_plan(&plan);
         let (tried, delivery) =
-            deliver_message(&plan, addr, Arc::clone(&roots), "Subject: demo\r\n\r\nHello from the demo.");
+            deliver_message(&plan, addr, roots.clone(), "Subject: demo\r\n\r\nHello from the demo.");
         for (d, host) in tried.iter().zip(&plan.hosts) {
             println!("   try   {}: {}", host.host, attempt_text(&d.attempt));
         }
@@ -218,8 +218,7 @@ fn world() -> ExitCode {
             );
             match resolver.resolve(domain) {
                 Ok(again) => {
-                    let (_, delivery) =
-                        deliver_message(&again, addr, Arc::clone(&roots), "Subject: demo\r\n\r\nHello.");
+                    let (_, delivery) = deliver_message(&again, addr, roots.clone(), "Subject: demo\r\n\r\nHello.");
                     let last = resolver.finish(delivery, DeliveryContext::new(age).rechecked());
                     as_expected &= print_outcome(log, &last) == "Bounce";
                     last.sessions.iter().for_each(|s| report.record(s));

@@ -255,14 +255,15 @@ fn zone(options: &[&str]) -> Result<Zone, String> {
             }
             "roots" => {
                 fetch = fetch.roots(match value {
-                    "webpki" => Roots::WebPki,
-                    "os" => Roots::Os,
+                    "webpki" => Roots::webpki(),
+                    "os" => Roots::os().map_err(|e| format!("roots=os: {e}"))?,
                     path => {
                         use rustls_pki_types::CertificateDer;
                         use rustls_pki_types::pem::PemObject;
                         let certs: Result<Vec<_>, _> =
                             CertificateDer::pem_file_iter(path).map_err(|e| format!("roots={path}: {e}"))?.collect();
-                        Roots::Custom(certs.map_err(|e| format!("roots={path}: {e}"))?)
+                        let certs = certs.map_err(|e| format!("roots={path}: {e}"))?;
+                        Roots::custom(&certs).map_err(|e| format!("roots={path}: {e}"))?
                     }
                 })
             }

@@ -15,7 +15,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls_pki_types::CertificateDer;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
@@ -39,17 +38,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Which certificate authorities the policy host's certificate may chain to.
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub enum Roots {
-    /// Mozilla's roots, as the webpki-roots crate ships them (default).
-    #[default]
-    WebPki,
-    /// The operating system's store (loaded once, when the fetcher is made).
-    Os,
-    /// These roots only.
-    Custom(Vec<CertificateDer<'static>>),
-}
+pub use crate::roots::Roots;
 
 /// A name lookup for the fetch: host name to addresses. The resolver
 /// façade passes its own DNS here; the default asks the system.
@@ -76,7 +65,7 @@ pub struct FetchConfig {
 
 impl Default for FetchConfig {
     fn default() -> Self {
-        Self { timeout: DEFAULT_TIMEOUT, roots: Roots::WebPki, proxy: None, proxy_from_env: true, lookup: None }
+        Self { timeout: DEFAULT_TIMEOUT, roots: Roots::default(), proxy: None, proxy_from_env: true, lookup: None }
     }
 }
 
@@ -130,14 +119,6 @@ impl FetchConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
-    /// The operating system's certificate store is empty.
-    #[error(
-        "policy fetch configuration: no certificates in the operating system's store ({errors} errors); install the CA bundle or use the webpki roots"
-    )]
-    NoOsRoots {
-        /// Errors met while loading it.
-        errors: usize,
-    },
     /// The proxy setting is not a proxy URL.
     #[error("policy fetch configuration: proxy {proxy:?}: {source} (expected http://host:port)")]
     BadProxy {
@@ -327,20 +308,11 @@ impl Resolver for FetchResolver {
 impl PolicyFetcher {
     /// A fetcher with this configuration.
     pub fn new(config: FetchConfig) -> Result<Self, FetchError> {
-        let roots = match config.roots {
-            Roots::WebPki => RootCerts::WebPki,
-            Roots::Custom(certs) => RootCerts::new_with_certs(
+        let roots = match config.roots.certificates() {
+            None => RootCerts::WebPki,
+            Some(certs) => RootCerts::new_with_certs(
                 &certs.iter().map(|c| Certificate::from_der(c).to_owned()).collect::<Vec<_>>(),
             ),
-            Roots::Os => {
-                let loaded = rustls_native_certs::load_native_certs();
-                if loaded.certs.is_empty() {
-                    return Err(FetchError::NoOsRoots { errors: loaded.errors.len() });
-                }
-                RootCerts::new_with_certs(
-                    &loaded.certs.iter().map(|c| Certificate::from_der(c).to_owned()).collect::<Vec<_>>(),
-                )
-            }
         };
         let proxy = match (&config.proxy, config.proxy_from_env) {
             (Some(p), _) => {

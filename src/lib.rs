@@ -88,6 +88,8 @@ pub mod report;
 #[cfg(feature = "resolver")]
 pub mod resolver;
 mod result_type;
+#[cfg(any(feature = "fetch", feature = "rustls"))]
+pub mod roots;
 pub mod sts;
 #[cfg(feature = "rustls")]
 pub mod verify;

@@ -50,32 +50,21 @@ use crate::engine::{
 };
 use crate::name::DomainName;
 
-/// The webpki-roots (Mozilla's) trust anchors, for WebPKI checks.
-pub fn webpki_roots() -> Arc<RootCertStore> {
-    Arc::new(RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() })
+pub use crate::roots::{Roots, RootsError};
+
+/// [`Roots::webpki`]: Mozilla's trust anchors, for WebPKI checks.
+pub fn webpki_roots() -> Roots {
+    Roots::webpki()
 }
 
-/// The operating system's trust anchors; an error when none can be loaded.
-pub fn os_roots() -> Result<Arc<RootCertStore>, String> {
-    let loaded = rustls_native_certs::load_native_certs();
-    let mut store = RootCertStore::empty();
-    let (added, _) = store.add_parsable_certificates(loaded.certs);
-    if added == 0 {
-        return Err(format!(
-            "no usable certificate in the operating system's store ({} errors); install the CA bundle or use webpki_roots()",
-            loaded.errors.len()
-        ));
-    }
-    Ok(Arc::new(store))
+/// [`Roots::os`]: the operating system's trust anchors.
+pub fn os_roots() -> Result<Roots, RootsError> {
+    Roots::os()
 }
 
-/// Trust anchors from DER certificates (a private CA, a test world).
-pub fn custom_roots(certs: &[CertificateDer<'_>]) -> Result<Arc<RootCertStore>, Error> {
-    let mut store = RootCertStore::empty();
-    for cert in certs {
-        store.add(cert.clone().into_owned())?;
-    }
-    Ok(Arc::new(store))
+/// [`Roots::custom`]: trust anchors from DER certificates (a private CA, a test world).
+pub fn custom_roots(certs: &[CertificateDer<'_>]) -> Result<Roots, RootsError> {
+    Roots::custom(certs)
 }
 
 /// The TLS side of one connection attempt: the rustls configuration, the
@@ -89,7 +78,8 @@ pub struct TlsSetup {
 
 impl TlsSetup {
     /// The setup for `host`: WebPKI checks chain to `roots`.
-    pub fn new(host: &HostPlan, roots: Arc<RootCertStore>) -> Result<Self, Error> {
+    pub fn new(host: &HostPlan, roots: Roots) -> Result<Self, Error> {
+        let roots = Arc::clone(roots.store());
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let algorithms = provider.signature_verification_algorithms;
         let verifier = Arc::new(PlanVerifier {

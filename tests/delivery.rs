@@ -242,7 +242,7 @@ fn a_handshake_that_fails_after_the_certificate_check_is_not_tls() {
     );
     let plan = controls.plan(&f);
     let host = &plan.hosts[0];
-    let setup = TlsSetup::new(host, Arc::new(rustls::RootCertStore::empty())).unwrap();
+    let setup = TlsSetup::new(host, smtp_tls_policy::verify::Roots::custom(&[]).unwrap()).unwrap();
     let server_config = rustls::ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS12])
         .with_no_client_auth()
         .with_single_cert(chain, key)

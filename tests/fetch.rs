@@ -20,7 +20,7 @@ use support::https::{POLICY, Pki, Reply, ok, proxy, response, self_signed, serve
 
 fn fetcher(pki: &Pki, target: SocketAddr, timeout: Duration) -> PolicyFetcher {
     let config = FetchConfig::default()
-        .roots(Roots::Custom(vec![pki.ca_der.clone()]))
+        .roots(Roots::custom(std::slice::from_ref(&pki.ca_der)).unwrap())
         .proxy_from_env(false)
         .timeout(timeout)
         .lookup(move |_host| vec![target]);
@@ -175,7 +175,7 @@ fn fetch_through_an_https_proxy() {
     let (server, _) = serve(pki.server("mta-sts.example.com", false), ok(POLICY.as_bytes()));
     let through = |refuse| {
         let config = FetchConfig::default()
-            .roots(Roots::Custom(vec![pki.ca_der.clone()]))
+            .roots(Roots::custom(std::slice::from_ref(&pki.ca_der)).unwrap())
             .proxy(format!("http://{}", proxy(server, refuse)))
             .timeout(Duration::from_secs(5))
             .lookup(|_| Vec::new());
@@ -192,7 +192,7 @@ fn fetch_through_an_https_proxy() {
 /// CI have Debian's ca-certificates).
 #[test]
 fn os_roots_load() {
-    let fetcher = PolicyFetcher::new(FetchConfig::default().roots(Roots::Os).proxy_from_env(false));
+    let fetcher = PolicyFetcher::new(FetchConfig::default().roots(Roots::os().unwrap()).proxy_from_env(false));
     assert!(fetcher.is_ok(), "{:?}", fetcher.err());
 }
 

@@ -11,12 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use smtp_tls_policy::engine::{Attempt, Delivery, HostPlan, HostResult, Plan, TlsRequirement, assess};
-use smtp_tls_policy::verify::TlsSetup;
+use smtp_tls_policy::verify::{Roots, TlsSetup};
 
 /// What a server does about STARTTLS.
 #[derive(Clone)]
@@ -236,7 +235,7 @@ impl Session {
 /// when the plan wants TLS and the server offers it; the handshake with the
 /// plan's verifier. The session is there when an SMTP session is left to
 /// send on (plain text, or TLS after a completed handshake).
-pub fn try_host(addr: SocketAddr, host: &HostPlan, roots: Arc<RootCertStore>) -> (Attempt, Option<Session>) {
+pub fn try_host(addr: SocketAddr, host: &HostPlan, roots: Roots) -> (Attempt, Option<Session>) {
     let Ok(mut tcp) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
         return (Attempt::Unreachable, None);
     };
@@ -271,13 +270,7 @@ pub fn try_host(addr: SocketAddr, host: &HostPlan, roots: Arc<RootCertStore>) ->
 
 /// [`try_host`], the engine's assessment, and the message (if any) when
 /// the assessment says deliver, else QUIT.
-pub fn deliver(
-    addr: SocketAddr,
-    plan: &Plan,
-    host: &HostPlan,
-    roots: Arc<RootCertStore>,
-    message: Option<&str>,
-) -> HostDelivery {
+pub fn deliver(addr: SocketAddr, plan: &Plan, host: &HostPlan, roots: Roots, message: Option<&str>) -> HostDelivery {
     let (attempt, session) = try_host(addr, host, roots);
     let result = assess(plan, host, &attempt);
     let sent = match (session, message) {
@@ -303,7 +296,7 @@ fn send(stream: &mut (impl Read + Write), message: &str) -> bool {
 pub fn deliver_plan(
     plan: &Plan,
     addr: impl Fn(&str) -> Option<SocketAddr>,
-    roots: Arc<RootCertStore>,
+    roots: Roots,
     message: &str,
 ) -> Vec<HostDelivery> {
     deliver_message(plan, addr, roots, message).0
@@ -313,14 +306,14 @@ pub fn deliver_plan(
 pub fn deliver_message<'p>(
     plan: &'p Plan,
     addr: impl Fn(&str) -> Option<SocketAddr>,
-    roots: Arc<RootCertStore>,
+    roots: Roots,
     message: &str,
 ) -> (Vec<HostDelivery>, Delivery<'p>) {
     let mut delivery = plan.delivery();
     let mut tried = Vec::new();
     while let Some(host) = delivery.next_host() {
         let attempt = match addr(host.host.as_str()) {
-            Some(a) => deliver(a, plan, host, Arc::clone(&roots), Some(message)),
+            Some(a) => deliver(a, plan, host, roots.clone(), Some(message)),
             None => {
                 let attempt = Attempt::Unreachable;
                 HostDelivery { result: assess(plan, host, &attempt), attempt, sent: false }

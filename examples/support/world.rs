@@ -62,7 +62,7 @@ pub fn local_config(dns: &DnsWorld, https: &PolicyServer, pki: &Pki) -> Resolver
 pub fn config_with_dns(dns: DnsConfig, https: &PolicyServer, pki: &Pki) -> ResolverConfig {
     let target = https.addr;
     let fetch = FetchConfig::default()
-        .roots(Roots::Custom(vec![pki.ca_der.clone()]))
+        .roots(Roots::custom(std::slice::from_ref(&pki.ca_der)).unwrap())
         .proxy_from_env(false)
         .timeout(Duration::from_secs(2))
         .lookup(move |_| vec![target]);
