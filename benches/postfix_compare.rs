@@ -172,7 +172,11 @@ fn zone(dns: &DnsWorld, pki: &Pki, dane: DaneSupport, dnssec: bool) -> Zone {
     let config = ResolverConfig::default()
         .dns(DnsConfig::default().servers([dns.addr]).dnssec(mode))
         // The policy hosts resolve through the same DNS, to port 443.
-        .fetch(FetchConfig::default().roots(Roots::custom(std::slice::from_ref(&pki.ca_der)).unwrap()).proxy_from_env(false))
+        .fetch(
+            FetchConfig::default()
+                .roots(Roots::custom(std::slice::from_ref(&pki.ca_der)).unwrap())
+                .proxy_from_env(false),
+        )
         .controls(DestinationControls::new(Profile::new(TlsSupport::Preferred, dane, StsSupport::On)));
     Zone { resolver: PolicyResolver::new(config).unwrap(), options: ZoneOptions::default() }
 }

@@ -19,6 +19,11 @@ fn t(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
 }
 
+/// A time in seconds since the epoch.
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
 fn domain(s: &str) -> DomainName {
     DomainName::parse(s).unwrap()
 }
@@ -202,7 +207,7 @@ fn rfc8461_3_2_expiry_uses_the_clamped_max_age() {
     let cache = PolicyCache::default();
     let d = domain("example.com");
     let _ = cache.record_fetch(&d, id("a"), Ok(policy("enforce", 9_999_999_999)), t(0));
-    assert_eq!(cache.entry(&d).unwrap().expires_at, Some(1_800_000_000 + 31_557_600));
+    assert_eq!(cache.entry(&d).unwrap().expires_at, Some(at(1_800_000_000 + 31_557_600)));
     assert!(cache.decide(&d, TxtLookup::NoRecord, t(31_557_599)).policy().is_some());
     assert_eq!(cache.decide(&d, TxtLookup::NoRecord, t(31_557_600)), Decision::NoPolicy(NoPolicyReason::NoTxtRecord));
 }
@@ -243,7 +248,7 @@ fn rfc8461_10_2_proactive_refresh() {
     // A refresh fetches even with the same id, and extends the lifetime.
     assert_eq!(cache.refresh(&week, TxtLookup::Record(id("w")), t(86_400)), Decision::Fetch { id: id("w") });
     let _ = cache.record_fetch(&week, id("w"), Ok(policy("enforce", 604_800)), t(86_400));
-    assert_eq!(cache.entry(&week).unwrap().expires_at, Some(1_800_000_000 + 86_400 + 604_800));
+    assert_eq!(cache.entry(&week).unwrap().expires_at, Some(at(1_800_000_000 + 86_400 + 604_800)));
     assert!(cache.due_for_refresh(t(86_401)).is_empty());
     // A failed refresh is not listed or retried within the back-off.
     let _ = cache.record_fetch(&week, id("w"), Err(refused()), t(172_800));
@@ -272,7 +277,7 @@ fn a_failing_txt_lookup_does_not_starve_the_refresh() {
         assert_eq!(cache.refresh(&d, txt, t(86_000)), Decision::Fetch { id: id("a") }, "{txt:?}");
         // The fetch extends the lifetime with the cached id.
         let _ = cache.record_fetch(&d, id("a"), Ok(policy("enforce", 86_400)), t(86_000));
-        assert_eq!(cache.entry(&d).unwrap().expires_at, Some(1_800_000_000 + 86_000 + 86_400));
+        assert_eq!(cache.entry(&d).unwrap().expires_at, Some(at(1_800_000_000 + 86_000 + 86_400)));
         // A fetched `mode: none` withdraws it.
         let _ = cache.record_fetch(&d, id("a"), Ok(policy("none", 86_400)), t(86_001));
         assert_eq!(mode(&cache.decide(&d, txt, t(86_002))), Some(Mode::None));
@@ -478,7 +483,10 @@ fn inspect_list_and_purge() {
     let other = domain("other.example");
     let _ = cache.record_fetch(&other, id("o"), Ok(policy("testing", 60)), t(0));
     let info = cache.entry(&d).unwrap();
-    assert_eq!((info.fetched_at, info.expires_at, info.fetching), (Some(1_800_000_000), Some(1_800_086_400), false));
+    assert_eq!(
+        (info.fetched_at, info.expires_at, info.fetching),
+        (Some(at(1_800_000_000)), Some(at(1_800_086_400)), false)
+    );
     assert_eq!(cache.entries().len(), 2);
     assert!(cache.purge(&d));
     assert!(!cache.purge(&d));

@@ -545,8 +545,9 @@ fn tracing_events_carry_the_gateway_wording() {
 fn the_policy_host_is_looked_up_with_the_resolvers_dns() {
     let w = world();
     let mut config = config(&w);
-    config = config
-        .fetch(FetchConfig::default().roots(Roots::custom(std::slice::from_ref(&w.pki.ca_der)).unwrap()).proxy_from_env(false));
+    config = config.fetch(
+        FetchConfig::default().roots(Roots::custom(std::slice::from_ref(&w.pki.ca_der)).unwrap()).proxy_from_env(false),
+    );
     let r = PolicyResolver::new(config).unwrap();
     // mta-sts.ownlookup.signed exists only in the local DNS world: the fetch
     // reaches its address (where nothing listens on port 443) instead of

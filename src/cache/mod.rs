@@ -62,11 +62,14 @@
 
 mod flight;
 mod lru;
+mod rules;
 mod snapshot;
 mod store;
 
 use flight::Flight;
 pub use flight::{Begin, FetchTicket, FlightWait};
+pub use rules::MAX_BACKOFFS;
+use rules::{Cached, Entry, Failed, Failures, backing_off};
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -309,31 +312,9 @@ impl CacheConfig {
     }
 }
 
-/// A policy as cached.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Cached {
-    id: PolicyId,
-    policy: Arc<Policy>,
-    fetched_at: u64,
-    /// `fetched_at` + the clamped `max_age`: kept only so that the hit path
-    /// need not add it up; always made by [`Cached::new`].
-    expires_at: u64,
-    /// What holding it costs, for [`CacheConfig::max_bytes`].
-    bytes: usize,
-}
-
-impl Cached {
-    /// The one place the expiry is computed (RFC 8461 §3.2, §3.3).
-    fn new(id: PolicyId, policy: Arc<Policy>, fetched_at: u64) -> Self {
-        let expires_at = fetched_at.saturating_add(u64::from(policy.max_age_value().as_secs()));
-        let bytes = policy_bytes(&policy);
-        Self { id, policy, fetched_at, expires_at, bytes }
-    }
-}
-
 /// A policy's cost: the bytes its patterns and extensions hold (with their
 /// allocations) and the fixed overhead.
-fn policy_bytes(policy: &Policy) -> usize {
+pub(super) fn policy_bytes(policy: &Policy) -> usize {
     let mx: usize = policy.mx().iter().map(|p| p.base().as_str().len() + 2 + 16).sum();
     let ext: usize = policy.extensions().iter().map(|e| e.name().len() + e.value().len() + 48).sum();
     POLICY_OVERHEAD + mx + ext
@@ -348,89 +329,6 @@ impl Weighed for Entry {
 impl Weighed for Failures {
     fn weight(&self) -> usize {
         0
-    }
-}
-
-/// A failed fetch of one id, suppressing another until `until`.
-#[derive(Debug, Clone)]
-struct Failed {
-    id: PolicyId,
-    until: u64,
-    failure: FetchFailure,
-}
-
-/// The most back-offs kept per domain (the most recent ids).
-pub const MAX_BACKOFFS: usize = 4;
-
-/// The failed fetches of one domain, by id (RFC 8461 §3.3: the back-off is
-/// per domain and id), oldest first.
-type Failures = Vec<Failed>;
-
-fn backing_off(failed: &[Failed], id: PolicyId, now: u64) -> Option<&Failed> {
-    failed.iter().find(|f| f.id == id && now < f.until)
-}
-
-/// A cached policy. Failed fetches live in their own bounded map
-/// ([`Shard::failures`]), so that domains whose fetches fail never evict
-/// live policies.
-#[derive(Debug, Default)]
-struct Entry {
-    policy: Option<Cached>,
-    /// Lookups with a fetch in flight; a pinned entry is never evicted or
-    /// removed by a purge.
-    pinned: u32,
-}
-
-impl Entry {
-    fn live(&self, now: u64) -> Option<&Cached> {
-        self.policy.as_ref().filter(|c| now < c.expires_at)
-    }
-
-    /// RFC 8461 §3.3, §5.1: the decision for a TXT outcome, given the
-    /// domain's failed fetches.
-    fn decide(&self, txt: TxtLookup, now: u64, failed: &[Failed]) -> Decision {
-        let live = self.live(now);
-        let apply = |c: &Cached, reason| Decision::Apply { policy: Arc::clone(&c.policy), id: c.id, reason };
-        match txt {
-            TxtLookup::Record(id) => {
-                if let Some(c) = live.filter(|c| c.id == id) {
-                    return apply(c, ApplyReason::SameId);
-                }
-                match (backing_off(failed, id, now), live) {
-                    (Some(f), Some(c)) => apply(c, ApplyReason::FetchFailed(f.failure.clone())),
-                    (Some(f), None) => {
-                        Decision::NoPolicy(NoPolicyReason::Backoff { failure: f.failure.clone(), until: f.until })
-                    }
-                    (None, _) => Decision::Fetch { id },
-                }
-            }
-            TxtLookup::NoRecord => {
-                live.map_or(Decision::NoPolicy(NoPolicyReason::NoTxtRecord), |c| apply(c, ApplyReason::TxtMissing))
-            }
-            TxtLookup::Invalid => {
-                live.map_or(Decision::NoPolicy(NoPolicyReason::TxtInvalid), |c| apply(c, ApplyReason::TxtInvalid))
-            }
-            TxtLookup::Failed => live.map_or(Decision::NoPolicy(NoPolicyReason::TxtLookupFailed), |c| {
-                apply(c, ApplyReason::TxtLookupFailed)
-            }),
-        }
-    }
-
-    /// RFC 8461 §5.1: after a failed (or abandoned) fetch, a live policy
-    /// still applies; without one, no policy does.
-    fn after_failure(&self, failure: FetchFailure, now: u64) -> Decision {
-        match self.live(now) {
-            Some(c) => {
-                Decision::Apply { policy: Arc::clone(&c.policy), id: c.id, reason: ApplyReason::FetchFailed(failure) }
-            }
-            None => Decision::NoPolicy(NoPolicyReason::FetchFailed(failure)),
-        }
-    }
-
-    /// Forgets the policy; an entry being fetched stays (pinned), any other
-    /// is for removal. Returns whether a policy was held.
-    fn forget(&mut self) -> bool {
-        self.policy.take().is_some()
     }
 }
 
@@ -488,13 +386,13 @@ pub struct EntryInfo {
     pub domain: DomainName,
     /// The cached policy and its id, live or expired.
     pub policy: Option<(PolicyId, Arc<Policy>)>,
-    /// When it was fetched and when it expires, seconds since the epoch.
-    pub fetched_at: Option<u64>,
-    /// See `fetched_at`.
-    pub expires_at: Option<u64>,
+    /// When it was fetched (to the second).
+    pub fetched_at: Option<SystemTime>,
+    /// When it expires: fetched at + the clamped `max_age`.
+    pub expires_at: Option<SystemTime>,
     /// The last failed fetch: the id, its failure, and the end of its
-    /// back-off (seconds since the epoch).
-    pub last_failure: Option<(PolicyId, FetchFailure, u64)>,
+    /// back-off.
+    pub last_failure: Option<(PolicyId, FetchFailure, SystemTime)>,
     /// Whether a fetch is in flight.
     pub fetching: bool,
 }
@@ -536,6 +434,11 @@ impl fmt::Debug for PolicyCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PolicyCache").field("config", &self.config).field("stats", &self.stats()).finish()
     }
+}
+
+/// Seconds since the epoch (the cache's own representation) as a time.
+fn time(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
 }
 
 fn secs(t: SystemTime) -> u64 {
@@ -1011,9 +914,9 @@ fn info(shard: &Shard, domain: &DomainName) -> Option<EntryInfo> {
     Some(EntryInfo {
         domain: domain.clone(),
         policy: policy.map(|c| (c.id, Arc::clone(&c.policy))),
-        fetched_at: policy.map(|c| c.fetched_at),
-        expires_at: policy.map(|c| c.expires_at),
-        last_failure: last.map(|f| (f.id, f.failure.clone(), f.until)),
+        fetched_at: policy.map(|c| time(c.fetched_at)),
+        expires_at: policy.map(|c| time(c.expires_at)),
+        last_failure: last.map(|f| (f.id, f.failure.clone(), time(f.until))),
         fetching: shard.flights.contains_key(domain),
     })
 }
