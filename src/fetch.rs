@@ -135,39 +135,43 @@ pub enum FetchError {
         host: String,
     },
     /// No connection could be made.
-    #[error("{host}: cannot connect to the policy host: {reason}")]
+    #[error("{host}: cannot connect to the policy host: {source}")]
     Connect {
         /// The policy host.
         host: String,
-        /// What happened.
-        reason: String,
+        /// What the HTTP client said.
+        #[source]
+        source: ureq::Error,
     },
     /// The whole fetch took longer than the timeout.
-    #[error("{host}: the policy fetch timed out after {timeout:?} ({reason})")]
+    #[error("{host}: the policy fetch timed out after {timeout:?} ({source})")]
     Timeout {
         /// The policy host.
         host: String,
         /// The configured timeout.
         timeout: Duration,
-        /// Which phase timed out.
-        reason: String,
+        /// Which phase timed out, as the HTTP client says.
+        #[source]
+        source: ureq::Error,
     },
     /// The proxy refused or failed the CONNECT.
-    #[error("{host}: the HTTPS proxy failed: {reason}; check the proxy setting or https_proxy")]
+    #[error("{host}: the HTTPS proxy failed: {source}; check the proxy setting or https_proxy")]
     Proxy {
         /// The policy host.
         host: String,
         /// What the proxy said.
-        reason: String,
+        #[source]
+        source: ureq::Error,
     },
     /// The TLS handshake or the certificate check failed (RFC 8461 §3.3:
     /// the certificate must be valid for `mta-sts.<domain>`).
-    #[error("{host}: TLS or certificate failure: {reason}; the policy host needs a valid certificate for its name")]
+    #[error("{host}: TLS or certificate failure: {source}; the policy host needs a valid certificate for its name")]
     Tls {
         /// The policy host.
         host: String,
-        /// What rustls said.
-        reason: String,
+        /// What rustls said (through the HTTP client).
+        #[source]
+        source: ureq::Error,
     },
     /// The response cannot carry a policy (a redirect, a status other than
     /// 200, not `text/plain`, too large: RFC 8461 §3.2, §3.3).
@@ -179,12 +183,13 @@ pub enum FetchError {
         problem: ResponseProblem,
     },
     /// Reading the response failed.
-    #[error("{host}: reading the response failed: {reason}")]
+    #[error("{host}: reading the response failed: {source}")]
     Read {
         /// The policy host.
         host: String,
-        /// What happened.
-        reason: String,
+        /// What the HTTP client said.
+        #[source]
+        source: ureq::Error,
     },
     /// The body is not a valid policy (RFC 8461 §3.2).
     #[error("{host}: the policy is invalid: {source}")]
@@ -401,22 +406,22 @@ impl PolicyFetcher {
         let host = host.to_owned();
         match e {
             ureq::Error::HostNotFound => FetchError::HostNotFound { host },
-            ureq::Error::Timeout(t) => FetchError::Timeout { host, timeout: self.timeout, reason: t.to_string() },
-            ureq::Error::Tls(reason) => FetchError::Tls { host, reason: reason.to_owned() },
-            ureq::Error::Rustls(e) => FetchError::Tls { host, reason: e.to_string() },
-            ureq::Error::ConnectProxyFailed(reason) => FetchError::Proxy { host, reason },
-            ureq::Error::ConnectionFailed => FetchError::Connect { host, reason: "connection failed".to_owned() },
-            ureq::Error::Io(io) => match io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-                Some(tls) => FetchError::Tls { host, reason: tls.to_string() },
-                None if io.kind() == std::io::ErrorKind::TimedOut => {
-                    FetchError::Timeout { host, timeout: self.timeout, reason: io.to_string() }
+            source @ ureq::Error::Timeout(_) => FetchError::Timeout { host, timeout: self.timeout, source },
+            source @ (ureq::Error::Tls(_) | ureq::Error::Rustls(_)) => FetchError::Tls { host, source },
+            source @ ureq::Error::ConnectProxyFailed(_) => FetchError::Proxy { host, source },
+            source @ ureq::Error::ConnectionFailed => FetchError::Connect { host, source },
+            ureq::Error::Io(io) => {
+                let tls = io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>());
+                let kind = io.kind();
+                let source = ureq::Error::Io(io);
+                match kind {
+                    _ if tls => FetchError::Tls { host, source },
+                    std::io::ErrorKind::TimedOut => FetchError::Timeout { host, timeout: self.timeout, source },
+                    std::io::ErrorKind::ConnectionRefused => FetchError::Connect { host, source },
+                    _ => FetchError::Read { host, source },
                 }
-                None if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    FetchError::Connect { host, reason: io.to_string() }
-                }
-                None => FetchError::Read { host, reason: io.to_string() },
-            },
-            other => FetchError::Read { host, reason: other.to_string() },
+            }
+            source => FetchError::Read { host, source },
         }
     }
 }
