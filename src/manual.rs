@@ -43,6 +43,11 @@
 //!   [`DnsLookup`](crate::discovery::DnsLookup) (and, with its own HTTP
 //!   client, [`PolicyFetch`](crate::discovery::PolicyFetch)) and calls
 //!   [`gather`](crate::discovery::gather); nothing else changes.
+//! - **What to look up** is [`Wants`](crate::discovery::Wants), made by
+//!   [`DestinationControls::wants`](crate::engine::DestinationControls::wants):
+//!   `gather` takes it rather than the controls, so that `discovery`
+//!   depends on nothing of `engine` (the engine plans from discovery's
+//!   facts; one direction only).
 //! - **Async first.** The async façade runs on the caller's tokio runtime
 //!   (any flavour) and starts none; the blocking forms own a two-thread
 //!   runtime, as `reqwest::blocking` does. Called from async code, a
