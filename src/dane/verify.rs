@@ -179,7 +179,7 @@ pub enum PathProblem {
     /// The server certificate is not X.509 v3, which path validation needs.
     UnsupportedCertificate,
     /// Anything else rustls-webpki reports.
-    Other(String),
+    Other(webpki::Error),
 }
 
 impl fmt::Display for PathProblem {
@@ -193,7 +193,7 @@ impl fmt::Display for PathProblem {
             Self::ServerCertificateIsCa => f.write_str("the server certificate is a CA certificate"),
             Self::BadSignature => f.write_str("a signature does not verify or uses an unsupported algorithm"),
             Self::UnsupportedCertificate => f.write_str("the server certificate is not X.509 v3"),
-            Self::Other(what) => write!(f, "{what}"),
+            Self::Other(e) => write!(f, "rustls-webpki: {e}"),
         }
     }
 }
@@ -442,6 +442,6 @@ fn path_problem(e: &webpki::Error) -> PathProblem {
         | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_)
         | E::SignatureAlgorithmMismatch => PathProblem::BadSignature,
         E::UnsupportedCertVersion => PathProblem::UnsupportedCertificate,
-        other => PathProblem::Other(format!("rustls-webpki: {other:?}")),
+        other => PathProblem::Other(other.clone()),
     }
 }

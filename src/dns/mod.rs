@@ -55,6 +55,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 
 pub mod blocking;
 mod cache;
+mod negative;
 mod transport;
 mod validate;
 
