@@ -633,12 +633,12 @@
 //! - **Off**: every status is indeterminate and TLSA is never asked
 //!   ([`TlsaFacts::Unavailable`](crate::engine::TlsaFacts::Unavailable):
 //!   DANE unavailable, never bogus).
-//! - **Blocking and async**: a resolver owns a two-thread tokio runtime. The
-//!   blocking methods run the lookup on the calling thread and return
+//! - **Blocking and async**: `dns::DnsResolver` is async and runs on the
+//!   caller's tokio runtime (it owns none); `dns::blocking::DnsResolver`
+//!   owns a two-thread runtime, blocks the calling thread, and returns
 //!   `InAsyncContext` (temporary, logged as an error: a misuse defers mail,
-//!   never bounces it) instead of panicking when called from async code; the
-//!   `*_async` methods run on the resolver's runtime and can be awaited
-//!   from any executor. Dropping a resolver inside async code is safe.
+//!   never bounces it) instead of panicking when called from async code.
+//!   Dropping either inside async code is safe.
 //!
 //! # The resolver façade (feature `resolver`)
 //!

@@ -16,6 +16,11 @@
 //!   address chain decides whether TLSA is looked up and at which base
 //!   domain — as the engine's [`MxFacts`].
 //!
+//! The resolver implements [`DnsLookup`](crate::discovery::DnsLookup): it
+//! asks and reports; the RFC rules on the answers (implicit and null MX,
+//! the TLSA base domain) are the pure functions of
+//! [`discovery`](crate::discovery).
+//!
 //! # DNSSEC modes
 //!
 //! [`DnssecMode::Validate`] validates in process from trust anchors (the
@@ -34,13 +39,12 @@
 //!
 //! # Blocking and async
 //!
-//! The lookups are async (tokio). A [`DnsResolver`] owns a small tokio runtime (two
-//! worker threads) that runs its lookups: the plain methods block the
-//! calling thread and must not be called from async code (they return
+//! The lookups are async (tokio) and run on the runtime of whoever awaits
+//! them: a [`DnsResolver`] owns no runtime. [`blocking::DnsResolver`] owns a
+//! small one (two worker threads) for callers on plain threads; its
+//! methods must not be called from async code (they return
 //! [`DnsErrorKind::InAsyncContext`] there instead of panicking, a
-//! temporary error so that the mail is deferred, never bounced); the
-//! `*_async` methods run the lookup on that runtime and can be awaited from
-//! any executor.
+//! temporary error so that the mail is deferred, never bounced).
 
 use std::fmt;
 use std::future::Future;
