@@ -16,10 +16,10 @@
 //!   address chain decides whether TLSA is looked up and at which base
 //!   domain — as the engine's [`MxFacts`].
 //!
-//! The resolver implements [`DnsLookup`](crate::discovery::DnsLookup): it
+//! The resolver implements [`DnsLookup`]: it
 //! asks and reports; the RFC rules on the answers (implicit and null MX,
 //! the TLSA base domain) are the pure functions of
-//! [`discovery`](crate::discovery).
+//! [`discovery`].
 //!
 //! # DNSSEC modes
 //!
