@@ -676,13 +676,19 @@
 //! unless the fetch configuration brings its own lookup (DNSSEC plays no
 //! part: MTA-STS rests on WebPKI).
 //!
-//! Log events (`tracing`, target `smtp_tls_policy::…`): "Successfully
-//! fetched MTA-STS TXT record for domain (…)" (info, with the id), "Invalid
-//! MTA-STS TXT record for domain (…)" and "Failed to fetch MTA-STS TXT
-//! record for domain (…)" (info, with the reason), "Valid cache entry found
-//! for the domain (…)" and "Applying MTA-STS policy for the domain (…)"
-//! (info, with id and mode), and the fetch's own "Successfully fetched /
-//! Failed to fetch MTA-STS policy for the domain (…)" with the reason.
+//! Log events (`tracing`, target `smtp_tls_policy::…`), one info line
+//! per changed decision and debug for every answer that repeats one: at
+//! info, "Applying MTA-STS policy for the domain (…)" when a policy was
+//! just fetched (with id and mode), "No MTA-STS policy applies to the
+//! domain (…)" when a fetch failed with no live policy, the fetch's own
+//! "Successfully fetched / Failed to fetch MTA-STS policy for the domain
+//! (…)" (once per fetch, with the reason), and the delivery's "MTA-STS
+//! policy for the domain (…) Successful. / Failed." ([`finish`](crate::resolver::PolicyResolver::finish));
+//! at debug, "Successfully fetched MTA-STS TXT record for domain (…)",
+//! "Invalid / Failed to fetch MTA-STS TXT record for domain (…)", "Valid
+//! cache entry found for the domain (…)" and "Applying MTA-STS policy …"
+//! for a policy from the cache. A busy server thus writes a line when
+//! something changes, not three per answer.
 //!
 //! # The rustls verifier (feature `rustls`)
 //!

@@ -492,6 +492,8 @@ mod logging {
         fn event(&self, event: &Event<'_>) {
             let mut line = Line(String::new());
             event.record(&mut line);
+            // The level last: the tests match lines by their start.
+            let _ = write!(line.0, " level={}", event.metadata().level());
             self.0.lock().unwrap().push(line.0);
         }
         fn enter(&self, _: &Id) {}
@@ -511,7 +513,13 @@ fn tracing_events_carry_the_gateway_wording() {
     w.https.set("mta-sts.logged-slow.signed", slow);
     let r = resolver(&w);
     r.resolve("logged.signed").unwrap();
+    let before = lines.lock().unwrap().len();
     r.resolve("logged.signed").unwrap();
+    // An answer from the cache repeats the decision: debug lines only.
+    // (Other tests log to the same subscriber meanwhile: this domain's lines only.)
+    let hit: Vec<String> =
+        lines.lock().unwrap()[before..].iter().filter(|l| l.contains("(logged.signed)")).cloned().collect();
+    assert!(!hit.is_empty() && hit.iter().all(|l| l.ends_with("level=DEBUG")), "{hit:#?}");
     r.resolve("logged-slow.signed").unwrap();
     // After the delivery: the verdict is logged against the policy.
     let plan = r.resolve("logged.signed").unwrap();
@@ -539,6 +547,13 @@ fn tracing_events_carry_the_gateway_wording() {
     let applying =
         lines.iter().find(|l| l.starts_with("Applying MTA-STS policy for the domain (logged.signed)")).unwrap();
     assert!(applying.contains("mode=enforce") && applying.contains("id=1"), "{applying}");
+    // The decision changed when the policy was fetched: that line is info.
+    assert!(applying.ends_with("level=INFO"), "{applying}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("No MTA-STS policy applies to the domain (logged-slow.signed)")
+            && l.ends_with("level=INFO")),
+        "{lines:#?}"
+    );
 }
 
 #[test]

@@ -272,7 +272,7 @@ pub fn answer(zones: &HashMap<String, Zone>, payload: &[u8]) -> Reply {
                 e.sts().filter(|_| !bogus).and_then(|sts| policy_without_mx(&domain, sts, &enforcing, zone.options));
             match kept {
                 Some(reply) => {
-                    tracing::info!(domain = %domain, zone = request.name, reason = %e,
+                    tracing::debug!(domain = %domain, zone = request.name, reason = %e,
                         "MX lookup failed; the domain's MTA-STS policy still applies");
                     reply
                 }

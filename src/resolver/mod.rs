@@ -43,7 +43,7 @@ use std::time::SystemTime;
 use futures_util::StreamExt;
 
 use crate::ParseError;
-use crate::cache::{ApplyReason, CacheConfig, Decision, FetchFailure, PolicyCache};
+use crate::cache::{ApplyReason, CacheConfig, Decision, FetchFailure, NoPolicyReason, PolicyCache};
 use crate::discovery::{self, Gathered, PolicyFetch, StsDiscovery, TxtFinding};
 use crate::dns::{DnsConfig, DnsError, DnsResolver};
 use crate::engine::{
@@ -388,26 +388,42 @@ fn log_sts(found: &StsDiscovery) {
     log_decision(&found.domain, &found.decision);
 }
 
+/// The TXT lookup, at debug: it is made for every answer and says nothing
+/// new when the decision stays the same (the decision's own line does).
 fn log_txt(domain: &DomainName, txt: &TxtFinding) {
     match txt {
-        TxtFinding::Record(record) => tracing::info!(domain = %domain, id = %record.id(),
+        TxtFinding::Record(record) => tracing::debug!(domain = %domain, id = %record.id(),
             "Successfully fetched MTA-STS TXT record for domain ({domain})"),
         TxtFinding::NoRecord => tracing::debug!(domain = %domain, "No MTA-STS TXT record for domain ({domain})"),
         TxtFinding::Invalid(e) => {
-            tracing::info!(domain = %domain, reason = %e, "Invalid MTA-STS TXT record for domain ({domain})")
+            tracing::debug!(domain = %domain, reason = %e, "Invalid MTA-STS TXT record for domain ({domain})")
         }
         TxtFinding::Failed(e) => {
-            tracing::info!(domain = %domain, reason = %e, "Failed to fetch MTA-STS TXT record for domain ({domain})")
+            tracing::debug!(domain = %domain, reason = %e, "Failed to fetch MTA-STS TXT record for domain ({domain})")
         }
     }
 }
 
+/// One info line when the decision changes — a policy fetched and applied
+/// (new, or a new id), or a fetch that failed with no live policy left —
+/// and debug lines for every answer from the cache (RFC 8461 §3.3 hits,
+/// a live policy kept through a TXT or fetch failure, a back-off).
 fn log_decision(domain: &DomainName, decision: &Decision) {
-    if let Decision::Apply { policy, id, reason } = decision {
-        if *reason == ApplyReason::SameId {
-            tracing::info!(domain = %domain, id = %id, "Valid cache entry found for the domain ({domain})");
+    match decision {
+        Decision::Apply { policy, id, reason: ApplyReason::Fetched } => {
+            tracing::info!(domain = %domain, id = %id, mode = %policy.mode(),
+                "Applying MTA-STS policy for the domain ({domain})");
         }
-        tracing::info!(domain = %domain, id = %id, mode = %policy.mode(),
-            "Applying MTA-STS policy for the domain ({domain})");
+        Decision::Apply { policy, id, reason } => {
+            if *reason == ApplyReason::SameId {
+                tracing::debug!(domain = %domain, id = %id, "Valid cache entry found for the domain ({domain})");
+            }
+            tracing::debug!(domain = %domain, id = %id, mode = %policy.mode(),
+                "Applying MTA-STS policy for the domain ({domain})");
+        }
+        Decision::NoPolicy(NoPolicyReason::FetchFailed(failure)) => {
+            tracing::info!(domain = %domain, reason = %failure, "No MTA-STS policy applies to the domain ({domain})");
+        }
+        _ => {}
     }
 }
