@@ -83,15 +83,26 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("postfix-compare-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
+    let ours_zone = zone(&dns, &pki, DaneSupport::Opportunistic, true);
     let ours = SocketmapServer::start(
         ServerConfig::default()
             .inet("127.0.0.1:0".parse().unwrap())
-            .zone("postfix", zone(&dns, &pki, DaneSupport::Opportunistic, true))
+            .zone("postfix", ours_zone.clone())
             .zone("stsonly", zone(&dns, &pki, DaneSupport::None, true))
             .zone("plain", zone(&dns, &pki, DaneSupport::None, false)),
     )
     .unwrap();
     let ours_addr = ours.local_addrs()[0];
+    // The same zone (same resolver and caches) behind a server that reuses
+    // no reply: every warm answer made afresh.
+    let fresh = SocketmapServer::start(
+        ServerConfig::default()
+            .inet("127.0.0.1:0".parse().unwrap())
+            .reply_ttl(Duration::ZERO)
+            .zone("postfix", ours_zone.clone()),
+    )
+    .unwrap();
+    let fresh_addr = fresh.local_addrs()[0];
     let mut theirs = start_theirs(&dir, &pki);
     let theirs_addr: SocketAddr = THEIRS.parse().unwrap();
     if !wait_for(theirs_addr) {
@@ -107,43 +118,92 @@ fn main() {
     // The ceiling of this machine: the same connections, a reply that needs
     // no lookup at all (PERM for an unknown map name).
     let some: Vec<String> = (0..WARM).map(|n| format!("d{n}.signed")).collect();
+    let per = |cpu: Duration, n: usize| cpu.as_secs_f64() * 1e6 / n.max(1) as f64;
+    let floor_addr = start_floor();
+    let before = threads_cpu("floor");
+    let floor = run(floor_addr, "postfix", &some, WARM_CONNECTIONS, Some(Duration::from_secs(WARM_SECONDS)));
+    let floor_cpu = per(threads_cpu("floor") - before, floor.count);
+    println!(
+        "{:<36} {:>58} {:>8.0} q/s (p50 {:>6.1} µs, p99 {:>7.1} µs) {:>6.1} µs CPU/query",
+        "floor: one event loop, a fixed reply",
+        "",
+        floor.rate,
+        floor.p50.as_secs_f64() * 1e6,
+        floor.p99.as_secs_f64() * 1e6,
+        floor_cpu
+    );
+    let before = threads_cpu("socketmap");
     let ceiling = run(ours_addr, "nosuchzone", &some, WARM_CONNECTIONS, Some(Duration::from_secs(WARM_SECONDS)));
     println!(
-        "{:<36} {:>43} {:>8.0} q/s (p50 {:>6.1} µs, p99 {:>7.1} µs)",
-        "ceiling: a reply without any lookup",
+        "{:<36} {:>58} {:>8.0} q/s (p50 {:>6.1} µs, p99 {:>7.1} µs) {:>6.1} µs CPU/query",
+        "ours: a reply without any lookup",
         "",
         ceiling.rate,
         ceiling.p50.as_secs_f64() * 1e6,
-        ceiling.p99.as_secs_f64() * 1e6
+        ceiling.p99.as_secs_f64() * 1e6,
+        per(threads_cpu("socketmap") - before, ceiling.count)
     );
     let targets = [(ours_addr, "postfix"), (ours_addr, "stsonly"), (ours_addr, "plain"), (theirs_addr, "postfix")];
     let mut results = Vec::new();
     for (i, ((addr, zone), name)) in targets.iter().zip(runs).enumerate() {
         let domains: Vec<String> = (i * COLD..(i + 1) * COLD).map(|n| format!("d{n}.signed")).collect();
+        // The server's CPU: our event loop and its blocking pool, or the
+        // incumbent's whole process.
+        let cpu = || if *addr == theirs_addr { process_cpu(theirs.id()) } else { threads_cpu("socketmap") };
+        let at = cpu();
         let cold = run(*addr, zone, &domains, COLD_CONNECTIONS, None);
+        let cold_cpu = per(cpu() - at, cold.count);
+        let at = cpu();
         let warm = run(*addr, zone, &domains[..WARM], WARM_CONNECTIONS, Some(Duration::from_secs(WARM_SECONDS)));
+        let warm_cpu = per(cpu() - at, warm.count);
         println!(
-            "{name:<36} cold {:>7.0} domains/s (p50 {:>6.2} ms, p99 {:>7.2} ms)   warm {:>8.0} q/s (p50 {:>6.1} µs, p99 {:>7.1} µs)",
+            "{name:<36} cold {:>7.0} domains/s (p50 {:>6.2} ms, p99 {:>7.2} ms) {:>6.0} µs CPU/domain   warm {:>8.0} q/s (p50 {:>6.1} µs, p99 {:>7.1} µs) {:>6.1} µs CPU/query",
             cold.rate,
             cold.p50.as_secs_f64() * 1e3,
             cold.p99.as_secs_f64() * 1e3,
+            cold_cpu,
             warm.rate,
             warm.p50.as_secs_f64() * 1e6,
-            warm.p99.as_secs_f64() * 1e6
+            warm.p99.as_secs_f64() * 1e6,
+            warm_cpu
         );
-        results.push((cold, warm));
+        results.push((cold, warm, cold_cpu, warm_cpu));
     }
-    let (theirs_cold, theirs_warm) = &results[3];
+    // Warm again, every answer made afresh (no reply reuse): the crate's own
+    // work per answer on top of the kernel's.
+    let before = threads_cpu("socketmap");
+    let domains: Vec<String> = (0..WARM).map(|n| format!("d{n}.signed")).collect();
+    let again = run(fresh_addr, "postfix", &domains, WARM_CONNECTIONS, Some(Duration::from_secs(WARM_SECONDS)));
+    let fresh_cpu = per(threads_cpu("socketmap") - before, again.count);
+    println!(
+        "{:<36} {:>58} {:>8.0} q/s (p50 {:>6.1} µs, p99 {:>7.1} µs) {:>6.1} µs CPU/query",
+        "ours (MTA-STS + DANE), reply-ttl 0",
+        "",
+        again.rate,
+        again.p50.as_secs_f64() * 1e6,
+        again.p99.as_secs_f64() * 1e6,
+        fresh_cpu
+    );
+    let (theirs_cold, theirs_warm, theirs_cold_cpu, theirs_warm_cpu) = &results[3];
     println!();
-    for (name, (cold, warm)) in runs.iter().zip(&results).take(3) {
+    for (name, (cold, warm, cold_cpu, warm_cpu)) in runs.iter().zip(&results).take(3) {
         println!(
-            "{name}: warm {:.1}× the queries per second (target ≥ 20×), cold {:.1}× the domains per second (target ≥ 3×)",
+            "{name}: CPU per warm query {:.2}× the floor (target ≤ 1.25×), {:.1}× less than the incumbent; CPU per cold domain {:.1}× less (target ≥ 3×, with DNSSEC and DANE ≥ 2×); throughput warm {:.1}×, cold {:.1}×",
+            warm_cpu / floor_cpu,
+            theirs_warm_cpu / warm_cpu,
+            theirs_cold_cpu / cold_cpu,
             warm.rate / theirs_warm.rate,
             cold.rate / theirs_cold.rate
         );
     }
+    println!(
+        "ours (MTA-STS + DANE), every answer fresh: CPU per warm query {:.2}× the floor (target ≤ 2×), {:.1}× less than the incumbent",
+        fresh_cpu / floor_cpu,
+        theirs_warm_cpu / fresh_cpu
+    );
     let _ = theirs.kill();
     let _ = theirs.wait();
+    fresh.shutdown();
     ours.shutdown();
 }
 
@@ -222,6 +282,77 @@ struct Figures {
     rate: f64,
     p50: Duration,
     p99: Duration,
+    /// Queries answered.
+    count: usize,
+}
+
+/// CPU time (user + system) in a `/proc/.../stat` line; Linux counts in
+/// USER_HZ, 100 per second.
+fn stat_cpu(stat: &str) -> Duration {
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // After the command: state is field 3, utime 14 and stime 15 (1-based).
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// The CPU time of this process's threads whose name starts with `prefix`
+/// (the server's event loop "socketmap" and its blocking pool "socketmap-blk").
+fn threads_cpu(prefix: &str) -> Duration {
+    let mut total = Duration::ZERO;
+    for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end().starts_with(prefix) {
+            total += stat_cpu(&std::fs::read_to_string(task.path().join("stat")).unwrap_or_default());
+        }
+    }
+    total
+}
+
+/// The CPU time of a process (all its threads).
+fn process_cpu(pid: u32) -> Duration {
+    stat_cpu(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+}
+
+/// The floor: one thread, one event loop, a fixed reply read from no
+/// cache and no lookup — the kernel's and the event loop's cost of one
+/// request per read, to which the servers' CPU per query is compared.
+fn start_floor() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::Builder::new()
+        .name("floor".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let reply = encode(b"OK secure match=mx.common.signed servername=hostname");
+                loop {
+                    let Ok((mut s, _)) = listener.accept().await else { continue };
+                    let _ = s.set_nodelay(true);
+                    let reply = reply.clone();
+                    tokio::spawn(async move {
+                        let mut buf = Vec::new();
+                        let mut chunk = [0u8; 4096];
+                        loop {
+                            while let Ok(Some((_, used))) = decode(&buf, 100_000) {
+                                if s.write_all(&reply).await.is_err() {
+                                    return;
+                                }
+                                buf.drain(..used);
+                            }
+                            match s.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                    });
+                }
+            });
+        })
+        .unwrap();
+    addr
 }
 
 /// Queries `domains` over `connections` connections: once each (cold), or
@@ -248,7 +379,10 @@ fn run(addr: SocketAddr, zone: &str, domains: &[String], connections: usize, dur
                     let t = Instant::now();
                     let reply = ask(&mut stream, &mut buf, &format!("{zone} {domain}"));
                     mine.push(t.elapsed());
-                    let expected = if zone == "nosuchzone" { "PERM " } else { "OK secure match=mx.common.signed" };
+                    let expected = match zone {
+                        "nosuchzone" => "PERM ",
+                        _ => "OK secure match=mx.common.signed",
+                    };
                     assert!(reply.starts_with(expected), "{domain}: {reply}");
                 }
                 latencies.lock().unwrap().extend(mine);
@@ -259,7 +393,7 @@ fn run(addr: SocketAddr, zone: &str, domains: &[String], connections: usize, dur
     let mut l = latencies.into_inner().unwrap();
     l.sort();
     let at = |q: f64| l[((l.len() as f64 * q) as usize).min(l.len() - 1)];
-    Figures { rate: l.len() as f64 / elapsed.as_secs_f64(), p50: at(0.5), p99: at(0.99) }
+    Figures { rate: l.len() as f64 / elapsed.as_secs_f64(), p50: at(0.5), p99: at(0.99), count: l.len() }
 }
 
 fn ask(stream: &mut TcpStream, buf: &mut Vec<u8>, request: &str) -> String {

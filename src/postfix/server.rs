@@ -1,5 +1,6 @@
 //! The socketmap server for Postfix's `smtp_tls_policy_maps` (feature
-//! `resolver`): TCP and UNIX-domain listeners, one thread per connection,
+//! `resolver`): TCP and UNIX-domain listeners served by one event loop on
+//! a thread of its own (no thread per connection),
 //! one [`PolicyResolver`] per map name ("zone"), cache snapshots restored
 //! at start and saved at shutdown.
 //!
@@ -12,9 +13,9 @@
 //! request for [`ServerConfig::reply_ttl`] (1 s by default).
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,12 @@ use super::{MAX_REPLY, MAX_REQUEST, Reply, Request, ZoneOptions, policy_reply, p
 use crate::cache::{load_snapshot, save_snapshot};
 use crate::dns::DnsErrorKind;
 use crate::name::DomainName;
+use futures_util::future::{Either, select};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
+
+use crate::engine::Plan;
+use crate::resolver::ResolveError;
 use crate::resolver::blocking::PolicyResolver;
 
 /// One map name: its resolver (DNS mode, timeouts, controls such as strict
@@ -213,18 +220,17 @@ impl KeptReplies {
 type Kept = (Instant, Arc<[u8]>);
 
 impl Replies {
-    /// The encoded reply to `payload`: kept, or answered now (and kept).
-    fn get(&self, zones: &HashMap<String, Zone>, payload: &[u8]) -> Arc<[u8]> {
-        let now = Instant::now();
-        if !self.ttl.is_zero() {
-            let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((until, bytes)) = kept.replies.get(payload)
-                && now < *until
-            {
-                return Arc::clone(bytes);
-            }
+    /// The kept reply to `payload`, if it is still fresh.
+    fn kept(&self, payload: &[u8], now: Instant) -> Option<Arc<[u8]>> {
+        if self.ttl.is_zero() {
+            return None;
         }
-        let mut reply = answer(zones, payload);
+        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        kept.replies.get(payload).filter(|(until, _)| now < *until).map(|(_, bytes)| Arc::clone(bytes))
+    }
+
+    /// `reply` encoded, and kept for reuse when it is `OK` or `NOTFOUND`.
+    fn keep(&self, payload: &[u8], mut reply: Reply, now: Instant) -> Arc<[u8]> {
         let mut text = reply.to_string();
         if text.len() > MAX_REPLY {
             reply = Reply::Temp("the policy is too long for Postfix".into());
@@ -242,25 +248,39 @@ impl Replies {
     }
 }
 
-/// The answer to one request payload (the bytes inside the netstring).
-pub fn answer(zones: &HashMap<String, Zone>, payload: &[u8]) -> Reply {
+/// What a request asks, before any lookup.
+enum Query<'a> {
+    /// Answered without a lookup.
+    Done(Reply),
+    /// The policy of `domain` in `zone` (map name `name`).
+    Resolve { zone: &'a Zone, name: &'a str, domain: DomainName },
+}
+
+fn query<'a>(zones: &'a HashMap<String, Zone>, payload: &'a [u8]) -> Query<'a> {
     let request = match Request::parse(payload) {
         Ok(r) => r,
-        Err(why) => return Reply::Perm(why.into()),
+        Err(why) => return Query::Done(Reply::Perm(why.into())),
     };
     let Some(zone) = zones.get(request.name) else {
-        return Reply::Perm(format!("unknown map name {:?}: configure it as a zone", request.name));
+        return Query::Done(Reply::Perm(format!("unknown map name {:?}: configure it as a zone", request.name)));
     };
     let key = request.key.trim_end_matches('.');
     // "[host]:port" and "host:port" next hops are not domains with policies.
     if key.starts_with('[') || key.contains(':') {
-        return Reply::NotFound;
+        return Query::Done(Reply::NotFound);
     }
-    let Ok(domain) = DomainName::parse(key) else { return Reply::NotFound };
-    match zone.resolver.resolve(domain.as_str()) {
+    match DomainName::parse(key) {
+        Ok(domain) => Query::Resolve { zone, name: request.name, domain },
+        Err(_) => Query::Done(Reply::NotFound),
+    }
+}
+
+/// The reply for a resolve's result.
+fn reply_of(zone: &Zone, name: &str, domain: &DomainName, result: Result<Plan, ResolveError>) -> Reply {
+    match result {
         Ok(plan) => {
             let reply = policy_reply(&plan, zone.options);
-            tracing::debug!(domain = %domain, zone = request.name, reply = %reply, "socketmap answer");
+            tracing::debug!(domain = %domain, zone = name, reply = %reply, "socketmap answer");
             reply
         }
         Err(e) => {
@@ -269,16 +289,40 @@ pub fn answer(zones: &HashMap<String, Zone>, payload: &[u8]) -> Reply {
             let bogus = e.dns_error().is_some_and(|d| d.kind() == &DnsErrorKind::Bogus);
             let enforcing = zone.resolver.controls().options();
             let kept =
-                e.sts().filter(|_| !bogus).and_then(|sts| policy_without_mx(&domain, sts, &enforcing, zone.options));
+                e.sts().filter(|_| !bogus).and_then(|sts| policy_without_mx(domain, sts, &enforcing, zone.options));
             match kept {
                 Some(reply) => {
-                    tracing::debug!(domain = %domain, zone = request.name, reason = %e,
+                    tracing::debug!(domain = %domain, zone = name, reason = %e,
                         "MX lookup failed; the domain's MTA-STS policy still applies");
                     reply
                 }
                 None if e.is_temporary() => Reply::Temp(e.to_string()),
                 None => Reply::NotFound,
             }
+        }
+    }
+}
+
+/// The answer to one request payload (the bytes inside the netstring),
+/// from a plain thread (the zone's blocking resolver).
+pub fn answer(zones: &HashMap<String, Zone>, payload: &[u8]) -> Reply {
+    match query(zones, payload) {
+        Query::Done(reply) => reply,
+        Query::Resolve { zone, name, domain } => {
+            let result = zone.resolver.resolve_domain(&domain);
+            reply_of(zone, name, &domain, result)
+        }
+    }
+}
+
+/// [`answer`] in async code: the zone's async resolver on the caller's
+/// runtime (what the server does).
+pub async fn answer_async(zones: &HashMap<String, Zone>, payload: &[u8]) -> Reply {
+    match query(zones, payload) {
+        Query::Done(reply) => reply,
+        Query::Resolve { zone, name, domain } => {
+            let result = zone.resolver.inner().resolve_domain(&domain).await;
+            reply_of(zone, name, &domain, result)
         }
     }
 }
@@ -290,23 +334,33 @@ pub struct SocketmapServer {
     unix: Vec<PathBuf>,
     zones: Arc<HashMap<String, Zone>>,
     snapshot_dir: Option<PathBuf>,
-    stop: Arc<AtomicBool>,
-    threads: Vec<thread::JoinHandle<()>>,
+    shared: Arc<Shared>,
+    thread: Option<thread::JoinHandle<()>>,
 }
 
 struct Shared {
     zones: Arc<HashMap<String, Zone>>,
     replies: Replies,
-    stop: Arc<AtomicBool>,
+    stop: AtomicBool,
+    stopped: Notify,
     active: AtomicUsize,
     idle_timeout: Duration,
     request_timeout: Duration,
     max_connections: usize,
 }
 
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared").field("active", &self.active.load(Ordering::Relaxed)).finish()
+    }
+}
+
 impl SocketmapServer {
     /// Restores the zones' cache snapshots, binds every listener and starts
-    /// serving. Fails when a listener cannot be bound.
+    /// serving on a thread of its own: one event loop (a current-thread
+    /// tokio runtime) for every connection, the lookups included; the
+    /// blocking policy fetches on its blocking pool. Fails when a listener
+    /// cannot be bound or the runtime cannot start.
     pub fn start(config: ServerConfig) -> io::Result<Self> {
         let now = SystemTime::now();
         if let Some(dir) = &config.snapshot_dir {
@@ -323,25 +377,15 @@ impl SocketmapServer {
                 }
             }
         }
-        let zones = Arc::new(config.zones);
-        let stop = Arc::new(AtomicBool::new(false));
-        let shared = Arc::new(Shared {
-            zones: Arc::clone(&zones),
-            replies: Replies { ttl: config.reply_ttl.min(MAX_REPLY_TTL), kept: Mutex::default() },
-            stop: Arc::clone(&stop),
-            active: AtomicUsize::new(0),
-            idle_timeout: config.idle_timeout.max(MIN_TIMEOUT),
-            request_timeout: config.request_timeout.max(MIN_TIMEOUT),
-            max_connections: config.max_connections,
-        });
-        let mut threads = Vec::new();
+        let mut inet_listeners = Vec::new();
         let mut inet = Vec::new();
         for addr in &config.inet {
-            let listener = TcpListener::bind(addr)?;
+            let listener = std::net::TcpListener::bind(addr)?;
+            listener.set_nonblocking(true)?;
             inet.push(listener.local_addr()?);
-            let shared = Arc::clone(&shared);
-            threads.push(thread::spawn(move || accept(&shared, listener.incoming())));
+            inet_listeners.push(listener);
         }
+        let mut unix_listeners = Vec::new();
         for path in &config.unix {
             if std::fs::metadata(path).is_ok_and(|m| {
                 use std::os::unix::fs::FileTypeExt;
@@ -349,16 +393,62 @@ impl SocketmapServer {
             }) {
                 std::fs::remove_file(path)?;
             }
-            let listener = UnixListener::bind(path)?;
-            let shared = Arc::clone(&shared);
-            threads.push(thread::spawn(move || accept(&shared, listener.incoming())));
+            let listener = std::os::unix::net::UnixListener::bind(path)?;
+            listener.set_nonblocking(true)?;
+            unix_listeners.push(listener);
         }
-        Ok(Self { inet, unix: config.unix, zones, snapshot_dir: config.snapshot_dir, stop, threads })
+        // Its blocking pool (the policy fetches) is named after the server too.
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().thread_name("socketmap-blk").enable_all().build()?;
+        let zones = Arc::new(config.zones);
+        let shared = Arc::new(Shared {
+            zones: Arc::clone(&zones),
+            replies: Replies { ttl: config.reply_ttl.min(MAX_REPLY_TTL), kept: Mutex::default() },
+            stop: AtomicBool::new(false),
+            stopped: Notify::new(),
+            active: AtomicUsize::new(0),
+            idle_timeout: config.idle_timeout.max(MIN_TIMEOUT),
+            request_timeout: config.request_timeout.max(MIN_TIMEOUT),
+            max_connections: config.max_connections,
+        });
+        // The listeners join the runtime inside it (tokio needs its context).
+        let (tcp, unix) = {
+            let _context = runtime.enter();
+            let tcp =
+                inet_listeners.into_iter().map(tokio::net::TcpListener::from_std).collect::<io::Result<Vec<_>>>()?;
+            let unix =
+                unix_listeners.into_iter().map(tokio::net::UnixListener::from_std).collect::<io::Result<Vec<_>>>()?;
+            (tcp, unix)
+        };
+        let loop_shared = Arc::clone(&shared);
+        let thread = thread::Builder::new().name("socketmap".into()).spawn(move || {
+            let shared = loop_shared;
+            runtime.block_on(async {
+                let mut accepting = Vec::new();
+                for listener in tcp {
+                    accepting.push(tokio::spawn(accept(Arc::clone(&shared), Listener::Tcp(listener))));
+                }
+                for listener in unix {
+                    accepting.push(tokio::spawn(accept(Arc::clone(&shared), Listener::Unix(listener))));
+                }
+                for task in accepting {
+                    let _ = task.await;
+                }
+            });
+            // Connections still open get a moment to finish their answer.
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        })?;
+        Ok(Self { inet, unix: config.unix, zones, snapshot_dir: config.snapshot_dir, shared, thread: Some(thread) })
     }
 
     /// The bound TCP addresses (with the ports the system chose for port 0).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.inet
+    }
+
+    /// Connections being served now.
+    pub fn connections(&self) -> usize {
+        self.shared.active.load(Ordering::Acquire)
     }
 
     /// Saves every zone's cache snapshot now; the errors, by zone.
@@ -375,18 +465,12 @@ impl SocketmapServer {
         errors
     }
 
-    /// Stops accepting connections, saves the snapshots and removes the
-    /// UNIX-domain sockets. Connections being served finish on their own.
+    /// Stops accepting connections, gives open ones a second to finish,
+    /// saves the snapshots and removes the UNIX-domain sockets.
     pub fn shutdown(mut self) -> Vec<(String, String)> {
-        self.stop.store(true, Ordering::Release);
-        // Wake the accept loops.
-        for addr in &self.inet {
-            let _ = TcpStream::connect_timeout(addr, Duration::from_secs(1));
-        }
-        for path in &self.unix {
-            let _ = UnixStream::connect(path);
-        }
-        for t in self.threads.drain(..) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.stopped.notify_waiters();
+        if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
         for path in &self.unix {
@@ -412,48 +496,62 @@ pub fn snapshot_path(dir: &Path, zone: &str) -> PathBuf {
     dir.join(format!("{safe}.snapshot"))
 }
 
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
 /// Accepts connections until the server stops.
-fn accept<S: Connection>(shared: &Arc<Shared>, incoming: impl Iterator<Item = io::Result<S>>) {
-    for stream in incoming {
+async fn accept(shared: Arc<Shared>, listener: Listener) {
+    loop {
+        let stopped = shared.stopped.notified();
+        let mut stopped = std::pin::pin!(stopped);
+        stopped.as_mut().enable();
         if shared.stop.load(Ordering::Acquire) {
-            break;
+            return;
         }
-        if let Ok(stream) = stream {
-            spawn_connection(shared, stream);
+        let accepted = async {
+            match &listener {
+                Listener::Tcp(l) => l.accept().await.map(|(s, _)| {
+                    // One small reply per request: no Nagle delay.
+                    let _ = s.set_nodelay(true);
+                    Stream::Tcp(s)
+                }),
+                Listener::Unix(l) => l.accept().await.map(|(s, _)| Stream::Unix(s)),
+            }
+        };
+        match select(std::pin::pin!(accepted), stopped).await {
+            Either::Left((Ok(stream), _)) => spawn_connection(&shared, stream),
+            // Out of file descriptors or a connection reset before accept:
+            // wait a moment rather than spin.
+            Either::Left((Err(_), _)) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Either::Right(_) => return,
         }
     }
 }
 
-trait Connection: Read + Write + Send + 'static {
-    /// Sets up the socket: no Nagle delay, the write timeout.
-    fn prepare(&self, write_timeout: Duration) -> io::Result<()>;
-    /// The timeout of the next read.
-    fn read_timeout(&self, timeout: Duration) -> io::Result<()>;
+enum Stream {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
 }
 
-impl Connection for TcpStream {
-    fn prepare(&self, write_timeout: Duration) -> io::Result<()> {
-        // One small reply per request: no Nagle delay.
-        self.set_nodelay(true)?;
-        self.set_write_timeout(Some(write_timeout))
+impl Stream {
+    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Tcp(s) => s.read(buf).await,
+            Self::Unix(s) => s.read(buf).await,
+        }
     }
 
-    fn read_timeout(&self, timeout: Duration) -> io::Result<()> {
-        self.set_read_timeout(Some(timeout))
-    }
-}
-
-impl Connection for UnixStream {
-    fn prepare(&self, write_timeout: Duration) -> io::Result<()> {
-        self.set_write_timeout(Some(write_timeout))
-    }
-
-    fn read_timeout(&self, timeout: Duration) -> io::Result<()> {
-        self.set_read_timeout(Some(timeout))
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.write_all(bytes).await,
+            Self::Unix(s) => s.write_all(bytes).await,
+        }
     }
 }
 
-/// A connection's slot: given back when the connection's thread ends,
+/// A connection's slot: given back when the connection's task ends,
 /// however it ends (a panic included).
 struct Slot<'a>(&'a AtomicUsize);
 
@@ -463,45 +561,50 @@ impl Drop for Slot<'_> {
     }
 }
 
-fn spawn_connection(shared: &Arc<Shared>, mut stream: impl Connection) {
+fn spawn_connection(shared: &Arc<Shared>, mut stream: Stream) {
     if shared.active.fetch_add(1, Ordering::AcqRel) >= shared.max_connections {
         shared.active.fetch_sub(1, Ordering::AcqRel);
-        let _ = stream.prepare(shared.request_timeout);
-        let _ = stream.write_all(&encode(Reply::Temp("too many connections; retry".into()).to_string().as_bytes()));
+        let timeout = shared.request_timeout;
+        tokio::spawn(async move {
+            let busy = encode(Reply::Temp("too many connections; retry".into()).to_string().as_bytes());
+            let _ = tokio::time::timeout(timeout, stream.write_all(&busy)).await;
+        });
         return;
     }
-    let spawned = thread::Builder::new().name("socketmap".into()).spawn({
-        let shared = Arc::clone(shared);
-        move || {
-            let _slot = Slot(&shared.active);
-            serve(&shared, stream);
-        }
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let _slot = Slot(&shared.active);
+        serve(&shared, stream).await;
     });
-    if spawned.is_err() {
-        shared.active.fetch_sub(1, Ordering::AcqRel);
-    }
+}
+
+/// Writes `bytes` whole within `timeout` (a client that never reads its
+/// replies does not hold its slot).
+async fn write_within(stream: &mut Stream, bytes: &[u8], timeout: Duration) -> bool {
+    matches!(tokio::time::timeout(timeout, stream.write_all(bytes)).await, Ok(Ok(())))
 }
 
 /// Serves requests until the peer closes, goes idle, sends garbage, takes
 /// longer than the request timeout to send a request or to take a reply.
-fn serve(shared: &Shared, mut stream: impl Connection) {
-    if stream.prepare(shared.request_timeout).is_err() {
-        return;
-    }
+async fn serve(shared: &Shared, mut stream: Stream) {
     let mut buf: Vec<u8> = Vec::with_capacity(512);
     let mut chunk = [0u8; 4096];
     // When the first byte of the request in `buf` arrived.
     let mut started: Option<Instant> = None;
-    // The socket's read timeout now (set only when it changes: one system
-    // call less per query on the idle path).
-    let mut current: Option<Duration> = None;
     loop {
         // Answer every complete request in the buffer.
         loop {
             match decode(&buf, MAX_REQUEST) {
                 Ok(Some((payload, used))) => {
-                    let reply = shared.replies.get(&shared.zones, payload);
-                    if stream.write_all(&reply).is_err() {
+                    let now = Instant::now();
+                    let reply = match shared.replies.kept(payload, now) {
+                        Some(bytes) => bytes,
+                        None => {
+                            let reply = answer_async(&shared.zones, payload).await;
+                            shared.replies.keep(payload, reply, now)
+                        }
+                    };
+                    if !write_within(&mut stream, &reply, shared.request_timeout).await {
                         return;
                     }
                     buf.drain(..used);
@@ -509,7 +612,8 @@ fn serve(shared: &Shared, mut stream: impl Connection) {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    let _ = stream.write_all(&encode(Reply::Perm(e.to_string()).to_string().as_bytes()));
+                    let perm = encode(Reply::Perm(e.to_string()).to_string().as_bytes());
+                    let _ = write_within(&mut stream, &perm, shared.request_timeout).await;
                     return;
                 }
             }
@@ -523,20 +627,15 @@ fn serve(shared: &Shared, mut stream: impl Connection) {
             Some(at) => match shared.request_timeout.checked_sub(at.elapsed()) {
                 Some(left) if left >= MIN_TIMEOUT => left,
                 _ => {
-                    let _ = stream.write_all(&encode(b"PERM the request took too long to arrive"));
+                    let perm = encode(b"PERM the request took too long to arrive");
+                    let _ = write_within(&mut stream, &perm, shared.request_timeout).await;
                     return;
                 }
             },
         };
-        if current != Some(timeout) {
-            if stream.read_timeout(timeout).is_err() {
-                return;
-            }
-            current = Some(timeout);
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
+        match tokio::time::timeout(timeout, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+            Ok(Ok(n)) => {
                 if buf.is_empty() {
                     started = Some(Instant::now());
                 }

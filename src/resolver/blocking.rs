@@ -66,6 +66,11 @@ impl PolicyResolver {
         self.runtime.block(self.inner.resolve(domain), || in_async(domain, "MX"))
     }
 
+    /// [`super::PolicyResolver::resolve_domain`], blocking.
+    pub fn resolve_domain(&self, domain: &DomainName) -> Result<Plan, ResolveError> {
+        self.runtime.block(self.inner.resolve_domain(domain), || in_async(domain.as_str(), "MX"))
+    }
+
     /// [`super::PolicyResolver::facts`], blocking.
     pub fn facts(&self, domain: &str) -> Result<DomainFacts, ResolveError> {
         self.runtime.block(self.inner.facts(domain), || in_async(domain, "MX"))

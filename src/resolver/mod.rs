@@ -282,6 +282,12 @@ impl PolicyResolver {
         Ok(self.inner.controls.plan(&facts))
     }
 
+    /// [`resolve`](Self::resolve) for a name already parsed.
+    pub async fn resolve_domain(&self, domain: &DomainName) -> Result<Plan, ResolveError> {
+        let facts = self.facts_of(domain).await?;
+        Ok(self.inner.controls.plan(&facts))
+    }
+
     /// The facts [`resolve`](Self::resolve) plans from.
     pub async fn facts(&self, domain: &str) -> Result<DomainFacts, ResolveError> {
         self.facts_of(&DomainName::parse(domain)?).await
