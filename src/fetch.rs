@@ -330,6 +330,10 @@ impl PolicyFetcher {
         let agent_config = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .max_redirects(0)
+            // Every domain has its own policy host and a refresh comes hours
+            // later: a kept connection is never reused, only pruned.
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
             .http_status_as_error(false)
             .https_only(true)
             .user_agent(USER_AGENT)
