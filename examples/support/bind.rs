@@ -108,7 +108,7 @@ pub static BENCH_DOMAINS: AtomicUsize = AtomicUsize::new(0);
 fn bench_records(domains: usize) -> String {
     let mut text = String::from("mx.common A 127.0.0.1\n_tcp.mx.common TXT \"no TLSA below\"\n");
     for n in 0..domains {
-        writeln!(text, "d{n} MX 10 mx.common\n_mta-sts.d{n} TXT \"v=STSv1; id=1;\"").unwrap();
+        writeln!(text, "d{n} MX 10 mx.common\n_mta-sts.d{n} TXT \"v=STSv1; id=1;\"\nmta-sts.d{n} A 127.0.0.1").unwrap();
     }
     text
 }
@@ -350,12 +350,18 @@ impl Drop for BindWorld {
 
 impl BindWorld {
     pub fn start() -> Self {
+        Self::start_on(([127, 0, 0, 1], free_port()).into())
+    }
+
+    /// [`start`](Self::start) with `named` on this address (a loopback
+    /// address; port 53 for a stub resolver that reads /etc/resolv.conf).
+    pub fn start_on(named_addr: SocketAddr) -> Self {
         let signed = signed();
         let run_dir = signed.dir.join(format!("run-{}", free_port()));
         std::fs::create_dir_all(&run_dir).unwrap();
-        let (named_port, unbound_port) = (free_port(), free_port());
+        let (named_ip, named_port, unbound_port) = (named_addr.ip(), named_addr.port(), free_port());
         let mut conf = format!(
-            "options {{\n directory \"{}\";\n listen-on port {named_port} {{ 127.0.0.1; }};\n listen-on-v6 {{ none; }};\n \
+            "options {{\n directory \"{}\";\n listen-on port {named_port} {{ {named_ip}; }};\n listen-on-v6 {{ none; }};\n \
              recursion no;\n dnssec-validation no;\n notify no;\n pid-file \"{}/named.pid\";\n \
              session-keyfile \"{}/session.key\";\n}};\ncontrols {{ }};\nzone \".\" {{ type primary; file \"root.zone.signed\"; }};\n",
             signed.dir.display(),
@@ -373,7 +379,6 @@ impl BindWorld {
             .stderr(std::fs::File::create(run_dir.join("named.log")).unwrap())
             .spawn()
             .expect("named starts");
-        let named_addr: SocketAddr = ([127, 0, 0, 1], named_port).into();
         let mut children = vec![named];
         wait_for(named_addr, &run_dir.join("named.log"));
         let mut unbound_conf = format!(
@@ -388,7 +393,7 @@ impl BindWorld {
         );
         for z in std::iter::once(".").chain(signed.zones.iter().map(String::as_str)) {
             let name = if z == "." { ".".to_owned() } else { format!("{z}.") };
-            writeln!(unbound_conf, "stub-zone:\n name: \"{name}\"\n stub-addr: 127.0.0.1@{named_port}").unwrap();
+            writeln!(unbound_conf, "stub-zone:\n name: \"{name}\"\n stub-addr: {named_ip}@{named_port}").unwrap();
         }
         std::fs::write(run_dir.join("unbound.conf"), unbound_conf).unwrap();
         let unbound = Command::new("unbound")
