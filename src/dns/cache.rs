@@ -51,9 +51,12 @@ fn cost(answer: &Resolved) -> usize {
 
 impl AnswerCache {
     pub fn get(&self, name: &Name, rtype: RecordType) -> Option<Arc<Resolved>> {
+        // The key is built before the lock. Name's Hash and Eq ignore case
+        // (RFC 4343), so the name needs no lower-casing to be found.
+        let key = (name.clone(), u16::from(rtype));
         let now = Instant::now();
         let answers = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let (until, answer, _) = answers.map.get(&(name.to_lowercase(), u16::from(rtype)))?;
+        let (until, answer, _) = answers.map.get(&key)?;
         (*until > now).then(|| Arc::clone(answer))
     }
 

@@ -372,9 +372,14 @@ impl DnsResolver {
         extract: impl Fn(&RData) -> Option<T>,
     ) -> Result<Answer<T>, DnsError> {
         let rtype_name = rtype_name(rtype);
-        let fqdn = Name::from_ascii(format!("{}.", name.trim_end_matches('.')))
-            .map_err(|_| DnsError::new(DnsErrorKind::Malformed(Malformed::BadName), name, rtype_name))?;
         let name = name.trim_end_matches('.');
+        // Absolute whether or not it was written with the final dot.
+        let fqdn = Name::from_ascii(if name.is_empty() { "." } else { name })
+            .map(|mut n| {
+                n.set_fqdn(true);
+                n
+            })
+            .map_err(|_| DnsError::new(DnsErrorKind::Malformed(Malformed::BadName), name, rtype_name))?;
         let resolved = self.inner.lookup(&fqdn, rtype).await.map_err(|e| lookup_error(e, name, rtype_name))?;
         if resolved.status == DnssecStatus::Bogus {
             return Err(DnsError::new(DnsErrorKind::Bogus, name, rtype_name));
