@@ -324,13 +324,35 @@ impl DnsResolver {
     /// The addresses of `host`, A then AAAA, CNAMEs followed
     /// ([`discovery::join_addresses`]).
     pub async fn addresses(&self, host: &DomainName) -> Result<Answer<IpAddr>, DnsError> {
-        let v4 = self
-            .query(host.as_str(), RecordType::A, |r| if let RData::A(a) = r { Some(IpAddr::V4(a.0)) } else { None });
-        let v6 = self.query(host.as_str(), RecordType::AAAA, |r| {
-            if let RData::AAAA(a) = r { Some(IpAddr::V6(a.0)) } else { None }
-        });
-        let (v4, v6) = futures_util::join!(v4, v6);
+        let (v4, v6) = futures_util::join!(self.a(host), self.aaaa(host));
         discovery::join_addresses(v4, v6)
+    }
+
+    async fn a(&self, host: &DomainName) -> Result<Answer<IpAddr>, DnsError> {
+        self.query(host.as_str(), RecordType::A, |r| if let RData::A(a) = r { Some(IpAddr::V4(a.0)) } else { None })
+            .await
+    }
+
+    async fn aaaa(&self, host: &DomainName) -> Result<Answer<IpAddr>, DnsError> {
+        self.query(
+            host.as_str(),
+            RecordType::AAAA,
+            |r| if let RData::AAAA(a) = r { Some(IpAddr::V6(a.0)) } else { None },
+        )
+        .await
+    }
+
+    /// The addresses to connect to for an HTTPS fetch (an MTA-STS policy
+    /// host): the A records, and the AAAA records only when there is no
+    /// usable A record. The policy host is authenticated by its
+    /// certificate, not by DNSSEC (RFC 8461 §3.3), so one family suffices
+    /// and the other's denial need not be proven; empty when neither
+    /// resolves.
+    pub async fn connect_addresses(&self, host: &DomainName) -> Vec<IpAddr> {
+        match self.a(host).await {
+            Ok(answer) if !answer.records().is_empty() => answer.records().to_vec(),
+            _ => self.aaaa(host).await.map(|a| a.records().to_vec()).unwrap_or_default(),
+        }
     }
 
     /// The TLSA RRset at `_25._tcp.<host>` (RFC 7672 §2.2.3). Records whose

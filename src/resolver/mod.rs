@@ -218,7 +218,7 @@ impl PolicyFetch for Fetch<'_> {
         } else {
             let host = DomainName::parse(&crate::sts::fetch::policy_host(domain)).ok();
             Some(match host {
-                Some(host) => self.dns.addresses(&host).await.map(|a| a.records().to_vec()).unwrap_or_default(),
+                Some(host) => self.dns.connect_addresses(&host).await,
                 None => Vec::new(),
             })
         };
