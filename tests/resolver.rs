@@ -83,6 +83,11 @@ nullmx MX 0 .
 ownlookup MX 10 mx.common
 _mta-sts.ownlookup TXT "v=STSv1; id=1;"
 mta-sts.ownlookup A 127.0.0.1
+ownlookup6 MX 10 mx.common
+_mta-sts.ownlookup6 TXT "v=STSv1; id=1;"
+mta-sts.ownlookup6 AAAA ::1
+nohost MX 10 mx.common
+_mta-sts.nohost TXT "v=STSv1; id=1;"
 "#
     );
     let plain = "p MX 10 mx.p\nmx.p A 127.0.0.1\n_25._tcp.mx.p TLSA 3 1 1 00\n_mta-sts.p TXT \"v=STSv1; id=1;\"\n\
@@ -571,4 +576,14 @@ fn the_policy_host_is_looked_up_with_the_resolvers_dns() {
     let StsFacts::Unavailable(failure) = &facts.sts else { panic!("{:?}", facts.sts) };
     let error = failure.error().to_string();
     assert!(error.starts_with("mta-sts.ownlookup.signed: cannot connect to the policy host"), "{error}");
+    // A policy host with AAAA records only is reached over IPv6.
+    let facts = r.facts("ownlookup6.signed").unwrap();
+    let StsFacts::Unavailable(failure) = &facts.sts else { panic!("{:?}", facts.sts) };
+    let error = failure.error().to_string();
+    assert!(error.starts_with("mta-sts.ownlookup6.signed: cannot connect to the policy host"), "{error}");
+    // One with no address at all does not resolve.
+    let facts = r.facts("nohost.signed").unwrap();
+    let StsFacts::Unavailable(failure) = &facts.sts else { panic!("{:?}", facts.sts) };
+    let error = failure.error().to_string();
+    assert!(error.starts_with("mta-sts.nohost.signed: the policy host does not resolve"), "{error}");
 }
