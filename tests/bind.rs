@@ -328,3 +328,37 @@ fn a_path_that_strips_dnssec_cannot_validate_rather_than_bogus() {
     assert_eq!(outcome(&good, Q::Txt("_mta-sts.nsec")), "secure [\"v=STSv1; id=nsec;\"] Records");
     assert_eq!(good.health(), Health::Validating);
 }
+
+/// A cold burst of lookups in one zone fetches each zone's keys once:
+/// concurrent lookups wait for the first key fetch instead of repeating it
+/// (the DNSKEY RRsets of the root and of `nsec.`, and nothing more).
+#[test]
+fn concurrent_cold_lookups_share_the_key_fetches() {
+    if !available() {
+        return;
+    }
+    let world = BindWorld::start();
+    let dns = validating(&world);
+    let async_dns = dns.inner().clone();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let names = ["mx.nsec", "notlsa.nsec", "onlya.nsec", "wmx.nsec", "x.hosts.nsec", "y.hosts.nsec", "z.hosts.nsec"];
+    let statuses = rt.block_on(async {
+        let tasks: Vec<_> = names
+            .iter()
+            .cycle()
+            .take(28)
+            .map(|n| {
+                let dns = async_dns.clone();
+                let host = DomainName::parse(n).unwrap();
+                tokio::spawn(async move { dns.addresses(&host).await.map(|a| a.status) })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    assert!(statuses.iter().all(|s| *s == Ok(DnssecStatus::Secure)), "{statuses:?}");
+    assert_eq!(dns.key_fetches(), 2, "one DNSKEY fetch for the root and one for nsec.");
+}

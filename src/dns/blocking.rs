@@ -94,6 +94,11 @@ impl DnsResolver {
         self.inner.degraded_answers()
     }
 
+    /// [`super::DnsResolver::key_fetches`].
+    pub fn key_fetches(&self) -> u64 {
+        self.inner.key_fetches()
+    }
+
     /// [`super::DnsResolver::validates`].
     pub fn validates(&self) -> bool {
         self.inner.validates()

@@ -214,6 +214,9 @@ impl DnsConfig {
 #[derive(Clone)]
 pub struct DnsResolver {
     inner: Arc<Lookups>,
+    /// The same servers without validation, for the addresses of hosts
+    /// authenticated by their certificate ([`connect_addresses`](Self::connect_addresses)).
+    connect: Arc<Lookups>,
 }
 
 impl fmt::Debug for DnsResolver {
@@ -250,7 +253,8 @@ impl DnsResolver {
         let attempts = config.attempts.clamp(1, MAX_ATTEMPTS);
         let timeout = config.timeout.min(MAX_TIMEOUT);
         let transport = Transport { servers, timeout, attempts };
-        Ok(Self { inner: Arc::new(Lookups::new(transport, mode)) })
+        let connect = Arc::new(Lookups::new(transport.clone(), Mode::Off));
+        Ok(Self { inner: Arc::new(Lookups::new(transport, mode)), connect })
     }
 
     /// Whether the servers' path can validate the trust anchor's keys, as
@@ -266,6 +270,12 @@ impl DnsResolver {
     /// ([`DnsConfig::degraded`]): a counter for a metric.
     pub fn degraded_answers(&self) -> u64 {
         self.inner.degraded_answers()
+    }
+
+    /// DNSKEY RRsets fetched since the resolver was made: a metric (a
+    /// cold burst of lookups in one zone fetches its keys once).
+    pub fn key_fetches(&self) -> u64 {
+        self.inner.key_fetches()
     }
 
     /// Whether answers can be secure (validation in process or a trusted AD
@@ -329,29 +339,26 @@ impl DnsResolver {
     }
 
     async fn a(&self, host: &DomainName) -> Result<Answer<IpAddr>, DnsError> {
-        self.query(host.as_str(), RecordType::A, |r| if let RData::A(a) = r { Some(IpAddr::V4(a.0)) } else { None })
-            .await
+        self.query(host.as_str(), RecordType::A, v4).await
     }
 
     async fn aaaa(&self, host: &DomainName) -> Result<Answer<IpAddr>, DnsError> {
-        self.query(
-            host.as_str(),
-            RecordType::AAAA,
-            |r| if let RData::AAAA(a) = r { Some(IpAddr::V6(a.0)) } else { None },
-        )
-        .await
+        self.query(host.as_str(), RecordType::AAAA, v6).await
     }
 
     /// The addresses to connect to for an HTTPS fetch (an MTA-STS policy
     /// host): the A records, and the AAAA records only when there is no
-    /// usable A record. The policy host is authenticated by its
-    /// certificate, not by DNSSEC (RFC 8461 §3.3), so one family suffices
-    /// and the other's denial need not be proven; empty when neither
-    /// resolves.
+    /// usable A record, asked without DNSSEC validation. The policy host is
+    /// authenticated by its certificate, not by DNSSEC (RFC 8461 §3.3): a
+    /// forged address leads to a failed TLS handshake, as a bogus one would
+    /// have led to no fetch, so neither the signatures nor the other
+    /// family's denial need be checked (and a path that cannot validate
+    /// does not stop policy fetches). Empty when neither resolves.
     pub async fn connect_addresses(&self, host: &DomainName) -> Vec<IpAddr> {
-        match self.a(host).await {
-            Ok(answer) if !answer.records().is_empty() => answer.records().to_vec(),
-            _ => self.aaaa(host).await.map(|a| a.records().to_vec()).unwrap_or_default(),
+        let records = |r: Result<Answer<IpAddr>, DnsError>| r.map(|a| a.records().to_vec()).unwrap_or_default();
+        match records(self.query_with(&self.connect, host.as_str(), RecordType::A, v4).await) {
+            found if !found.is_empty() => found,
+            _ => records(self.query_with(&self.connect, host.as_str(), RecordType::AAAA, v6).await),
         }
     }
 
@@ -393,6 +400,16 @@ impl DnsResolver {
         rtype: RecordType,
         extract: impl Fn(&RData) -> Option<T>,
     ) -> Result<Answer<T>, DnsError> {
+        self.query_with(&self.inner, name, rtype, extract).await
+    }
+
+    async fn query_with<T>(
+        &self,
+        lookups: &Lookups,
+        name: &str,
+        rtype: RecordType,
+        extract: impl Fn(&RData) -> Option<T>,
+    ) -> Result<Answer<T>, DnsError> {
         let rtype_name = rtype_name(rtype);
         let name = name.trim_end_matches('.');
         // Absolute whether or not it was written with the final dot.
@@ -402,7 +419,7 @@ impl DnsResolver {
                 n
             })
             .map_err(|_| DnsError::new(DnsErrorKind::Malformed(Malformed::BadName), name, rtype_name))?;
-        let resolved = self.inner.lookup(&fqdn, rtype).await.map_err(|e| lookup_error(e, name, rtype_name))?;
+        let resolved = lookups.lookup(&fqdn, rtype).await.map_err(|e| lookup_error(e, name, rtype_name))?;
         if resolved.status == DnssecStatus::Bogus {
             return Err(DnsError::new(DnsErrorKind::Bogus, name, rtype_name));
         }
@@ -439,6 +456,14 @@ impl DnsLookup for DnsResolver {
     fn validates(&self) -> bool {
         DnsResolver::validates(self)
     }
+}
+
+fn v4(r: &RData) -> Option<IpAddr> {
+    if let RData::A(a) = r { Some(IpAddr::V4(a.0)) } else { None }
+}
+
+fn v6(r: &RData) -> Option<IpAddr> {
+    if let RData::AAAA(a) = r { Some(IpAddr::V6(a.0)) } else { None }
 }
 
 /// Logs what [`discovery::mx_hosts`] dropped.

@@ -138,6 +138,9 @@ pub(super) struct Lookups {
     pub mode: Mode,
     pub cache: AnswerCache,
     keys: Mutex<HashMap<Name, (Instant, Keys)>>,
+    /// One key fetch per zone at a time ([`Lookups::zone_keys`]).
+    key_gates: Mutex<HashMap<Name, Arc<tokio::sync::Mutex<()>>>>,
+    key_fetches: AtomicU64,
     health: AtomicU8,
     degraded: AtomicU64,
 }
@@ -152,6 +155,8 @@ impl Lookups {
             mode,
             cache: AnswerCache::default(),
             keys: Mutex::default(),
+            key_gates: Mutex::default(),
+            key_fetches: AtomicU64::new(0),
             health: AtomicU8::new(0),
             degraded: AtomicU64::new(0),
         }
@@ -413,21 +418,56 @@ impl Lookups {
         matches!(self.mode, Mode::Validate { .. }).then(Name::root)
     }
 
+    /// The cached keys of `zone`, while their TTL lasts.
+    fn cached_keys(&self, zone: &Name) -> Option<Keys> {
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.get(zone).filter(|(until, _)| *until > Instant::now()).map(|(_, k)| k.clone())
+    }
+
+    /// The gate of `zone`'s key fetch (made on first use).
+    fn key_gate(&self, zone: &Name) -> Arc<tokio::sync::Mutex<()>> {
+        let mut gates = self.key_gates.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(gates.entry(zone.clone()).or_default())
+    }
+
+    /// Forgets the gate when nobody else holds or waits for it.
+    fn release_gate(&self, zone: &Name, gate: Arc<tokio::sync::Mutex<()>>) {
+        let mut gates = self.key_gates.lock().unwrap_or_else(|p| p.into_inner());
+        // The map's reference and this one: nobody else.
+        if Arc::strong_count(&gate) <= 2 {
+            gates.remove(zone);
+        }
+    }
+
+    /// DNSKEY RRsets fetched since the resolver was made (a metric; tests
+    /// use it to see that concurrent lookups share one fetch).
+    pub fn key_fetches(&self) -> u64 {
+        self.key_fetches.load(Ordering::Relaxed)
+    }
+
     /// The keys of `zone` through the chain of trust, cached for their TTL.
+    /// One fetch per zone at a time: concurrent lookups wait for the first
+    /// and then read its keys from the cache. The wait is bounded by one
+    /// query timeout (a lookup that could wait on its own zone's gate goes
+    /// on after it), so a gate may slow a lookup down, never hang it.
     fn zone_keys<'a>(&'a self, zone: &'a Name, depth: u8) -> Fut<'a, Keys> {
         Box::pin(async move {
-            let now = Instant::now();
-            {
-                let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some((until, k)) = keys.get(zone)
-                    && *until > now
-                {
-                    return k.clone();
-                }
+            if let Some(k) = self.cached_keys(zone) {
+                return k;
             }
             if depth > MAX_DEPTH {
                 return Keys::Failed;
             }
+            let gate = self.key_gate(zone);
+            let held = tokio::time::timeout(self.transport.timeout, Arc::clone(&gate).lock_owned()).await.ok();
+            if held.is_some()
+                && let Some(k) = self.cached_keys(zone)
+            {
+                drop(held);
+                self.release_gate(zone, gate);
+                return k;
+            }
+            let now = Instant::now();
             let (keys, ttl) = self.fetch_keys(zone, depth).await;
             if zone.is_root() {
                 match keys {
@@ -447,6 +487,8 @@ impl Lookups {
                 let until = now.checked_add(Duration::from_secs(u64::from(ttl.min(MAX_TTL)))).unwrap_or(now);
                 map.insert(zone.clone(), (until, keys.clone()));
             }
+            drop(held);
+            self.release_gate(zone, gate);
             keys
         })
     }
@@ -481,6 +523,7 @@ impl Lookups {
                 // cannot check: the zone is treated as unsigned.
                 return (Keys::Insecure, ttl);
             }
+            self.key_fetches.fetch_add(1, Ordering::Relaxed);
             let message = match self.transport.exchange(zone, RecordType::DNSKEY, self.flags()).await {
                 Ok(m) => m,
                 Err(_) => return (Keys::Failed, 0),
@@ -494,6 +537,7 @@ impl Lookups {
                 None => (Keys::Bogus, 0),
             };
         }
+        self.key_fetches.fetch_add(1, Ordering::Relaxed);
         let message = match self.transport.exchange(zone, RecordType::DNSKEY, self.flags()).await {
             Ok(m) if matches!(m.metadata.response_code, ResponseCode::NoError) => m,
             Ok(m) if m.metadata.response_code == ResponseCode::NXDomain => return (Keys::CannotValidate, 0),
