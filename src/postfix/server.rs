@@ -549,6 +549,14 @@ impl Stream {
             Self::Unix(s) => s.write_all(bytes).await,
         }
     }
+
+    /// Writes what the socket takes now, without waiting: how many bytes.
+    fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Tcp(s) => s.try_write(bytes),
+            Self::Unix(s) => s.try_write(bytes),
+        }
+    }
 }
 
 /// A connection's slot: given back when the connection's task ends,
@@ -581,7 +589,14 @@ fn spawn_connection(shared: &Arc<Shared>, mut stream: Stream) {
 /// Writes `bytes` whole within `timeout` (a client that never reads its
 /// replies does not hold its slot).
 async fn write_within(stream: &mut Stream, bytes: &[u8], timeout: Duration) -> bool {
-    matches!(tokio::time::timeout(timeout, stream.write_all(bytes)).await, Ok(Ok(())))
+    // A small reply almost always fits the socket's buffer at once: no timer
+    // for it. What does not fit is written under the deadline.
+    let sent = match stream.try_write(bytes) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(_) => return false,
+    };
+    sent == bytes.len() || matches!(tokio::time::timeout(timeout, stream.write_all(&bytes[sent..])).await, Ok(Ok(())))
 }
 
 /// Serves requests until the peer closes, goes idle, sends garbage, takes
