@@ -563,6 +563,13 @@
 //!   through a DNAME in a signed zone is bogus: mail waits, never a
 //!   downgrade); NSEC3 hash algorithms other than SHA-1 (insecure).
 //!
+//! Keys are fetched once per zone at a time: concurrent lookups that need
+//! the same zone's DNSKEY RRset (and its DS) wait for the first fetch and
+//! read the result from the key cache; the wait is bounded by one query
+//! timeout, after which a lookup fetches on its own, so that a gate can
+//! slow a lookup (a hostile chain that leads back to its own zone) but
+//! never hang it. `DnsResolver::key_fetches` counts the fetches.
+//!
 //! ## A path that cannot validate
 //!
 //! Where the servers strip or break DNSSEC (a home router, some corporate
@@ -671,10 +678,14 @@
 //! from a task of its own). With the `route-policy-domain` option (RFC 8461
 //! §3.4, smart hosts), the route host's name as configured is the policy
 //! domain. The policy host's addresses are looked up with the resolver's
-//! DNS before the fetch, which then connects to them
+//! DNS servers before the fetch, which then connects to them
 //! ([`PolicyFetcher::fetch_at`](crate::fetch::PolicyFetcher::fetch_at)),
-//! unless the fetch configuration brings its own lookup (DNSSEC plays no
-//! part: MTA-STS rests on WebPKI).
+//! unless the fetch configuration brings its own lookup: the A records, the
+//! AAAA records only when there is no A record, and without DNSSEC
+//! validation ([`DnsResolver::connect_addresses`](crate::dns::DnsResolver::connect_addresses)):
+//! MTA-STS rests on WebPKI (RFC 8461 §3.3), a forged address ends in a
+//! failed handshake as a bogus one ended in no fetch, and a path that
+//! cannot validate does not stop policy fetches.
 //!
 //! Log events (`tracing`, target `smtp_tls_policy::…`), one info line
 //! per changed decision and debug for every answer that repeats one: at
