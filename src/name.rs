@@ -78,12 +78,46 @@ pub(crate) fn parse_name(input: &str) -> Result<DomainName, Invalid> {
     if !trimmed.is_ascii() {
         return to_a_labels(trimmed);
     }
-    check_ascii(trimmed)?;
-    let has_idn = trimmed.split('.').any(|label| label.len() >= 4 && label[..4].eq_ignore_ascii_case("xn--"));
-    if has_idn {
+    // One pass checks the LDH rules and notes what the name needs next.
+    let seen = check_ascii(trimmed)?;
+    if seen.a_label {
         return to_a_labels(trimmed);
     }
-    Ok(DomainName(trimmed.to_ascii_lowercase().into_boxed_str()))
+    if seen.upper {
+        return Ok(DomainName(trimmed.to_ascii_lowercase().into_boxed_str()));
+    }
+    Ok(DomainName(Box::from(trimmed)))
+}
+
+/// The byte classes of a host name: [`LDH`] lower-case letters, digits and
+/// `-`; [`UPPER`] upper-case letters; everything else (the dot included)
+/// is looked at on its own.
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = if b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' {
+            LDH
+        } else if b.is_ascii_uppercase() {
+            UPPER
+        } else {
+            0
+        };
+        i += 1;
+    }
+    t
+};
+const LDH: u8 = 1;
+const UPPER: u8 = 2;
+
+/// What [`check_ascii`] saw on its way.
+#[derive(Default)]
+struct Seen {
+    /// A label starting `xn--` (any case): checked by IDNA.
+    a_label: bool,
+    /// An upper-case letter: the name is lower-cased.
+    upper: bool,
 }
 
 /// Converts a name holding U-labels (or `xn--` labels, to check them) with
@@ -99,7 +133,7 @@ fn to_a_labels(input: &str) -> Result<DomainName, Invalid> {
 
 /// Checks an ASCII name, without a trailing dot, against RFC 5321 §4.1.2
 /// and the RFC 1035 limits. Offsets in the error are into `name`.
-fn check_ascii(name: &str) -> Result<(), Invalid> {
+fn check_ascii(name: &str) -> Result<Seen, Invalid> {
     if name.len() > MAX_NAME_LEN {
         return Err(Invalid::new(
             ParseErrorKind::NameTooLong,
@@ -109,9 +143,15 @@ fn check_ascii(name: &str) -> Result<(), Invalid> {
     }
     let bytes = name.as_bytes();
     let mut start = 0;
+    let mut seen = Seen::default();
     for (i, &b) in bytes.iter().enumerate() {
-        if b.is_ascii_alphanumeric() || b == b'-' {
-            continue;
+        match CLASS[usize::from(b)] {
+            LDH => continue,
+            UPPER => {
+                seen.upper = true;
+                continue;
+            }
+            _ => {}
         }
         if b != b'.' {
             return Err(Invalid::new(
@@ -120,15 +160,16 @@ fn check_ascii(name: &str) -> Result<(), Invalid> {
                 format!("{:?} is not allowed (letters, digits, hyphens and dots only)", b as char),
             ));
         }
-        check_label(name, start, i)?;
+        seen.a_label |= check_label(name, start, i)?;
         start = i + 1;
     }
-    check_label(name, start, bytes.len())
+    seen.a_label |= check_label(name, start, bytes.len())?;
+    Ok(seen)
 }
 
 /// Checks the label `name[start..end]`, whose characters are already known
-/// to be letters, digits and hyphens.
-fn check_label(name: &str, start: usize, end: usize) -> Result<(), Invalid> {
+/// to be letters, digits and hyphens; whether it starts `xn--` (any case).
+fn check_label(name: &str, start: usize, end: usize) -> Result<bool, Invalid> {
     let label = &name[start..end];
     if label.is_empty() {
         return Err(Invalid::new(ParseErrorKind::EmptyLabel, start, "empty label"));
@@ -148,7 +189,12 @@ fn check_label(name: &str, start: usize, end: usize) -> Result<(), Invalid> {
             format!("label {} begins or ends with a hyphen", quote(label)),
         ));
     }
-    Ok(())
+    let b = label.as_bytes();
+    Ok(b.len() >= 4
+        && b[0].eq_ignore_ascii_case(&b'x')
+        && b[1].eq_ignore_ascii_case(&b'n')
+        && b[2] == b'-'
+        && b[3] == b'-')
 }
 
 impl FromStr for DomainName {

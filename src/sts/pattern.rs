@@ -31,11 +31,14 @@ pub struct MxPattern {
 impl MxPattern {
     /// Parses an `mx` value: `["*."] Domain` (RFC 8461 §3.2).
     pub fn parse(input: &str) -> Result<Self, ParseError> {
-        let (wildcard, rest, base_at) = match input.strip_prefix("*.") {
-            Some(rest) => (true, rest, 2),
-            None => (false, input, 0),
+        let (wildcard, rest, base_at) = match input.as_bytes() {
+            [b'*', b'.', ..] => (true, &input[2..], 2),
+            _ => (false, input, 0),
         };
-        if let Some(at) = rest.find('*') {
+        // `contains` finds a byte with memchr; the position only for the error.
+        if rest.as_bytes().contains(&b'*')
+            && let Some(at) = rest.bytes().position(|b| b == b'*')
+        {
             let at = at + base_at;
             return Err(ParseError::new(
                 ParseErrorKind::MisplacedWildcard,

@@ -219,7 +219,8 @@ fn parse_line(fields: &mut Fields, line: &str, at: usize) -> Result<(), ParseErr
     if line.bytes().all(is_wsp) {
         return Ok(());
     }
-    let Some((key, rest)) = line.split_once(':') else {
+    let colon = line.bytes().position(|b| b == b':');
+    let Some((key, rest)) = colon.map(|i| (&line[..i], &line[i + 1..])) else {
         return Err(ParseError::new(
             ParseErrorKind::MalformedLine,
             None,
@@ -246,8 +247,11 @@ fn parse_line(fields: &mut Fields, line: &str, at: usize) -> Result<(), ParseErr
         ));
     }
     // sts-policy-field-delim = ":" *WSP, and *WSP may follow any value.
-    let value = rest.trim_matches(|c| c == ' ' || c == '\t');
-    let value_at = at + key.len() + 1 + (rest.len() - rest.trim_start_matches([' ', '\t']).len());
+    // WSP is ASCII: trimming bytes keeps UTF-8 boundaries.
+    let lead = rest.bytes().take_while(|&b| is_wsp(b)).count();
+    let trail = rest[lead..].bytes().rev().take_while(|&b| is_wsp(b)).count();
+    let value = &rest[lead..rest.len() - trail];
+    let value_at = at + key.len() + 1 + lead;
     let known = |e: ParseError, field: &'static str| e.within(None, value_at, field);
     match key {
         "version" if !fields.version => {
