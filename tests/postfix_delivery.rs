@@ -42,7 +42,7 @@ fn available() -> bool {
     let tools = Path::new("/usr/sbin/postfix").exists() && Path::new("/usr/bin/unshare").exists();
     if !(root && tools) {
         assert!(
-            std::env::var_os("SMTP_TLS_POLICY_REQUIRE_POSTFIX").is_none(),
+            !support::required("SMTP_TLS_POLICY_REQUIRE_POSTFIX"),
             "the real-Postfix delivery test needs root, /usr/sbin/postfix and /usr/bin/unshare"
         );
         eprintln!("skipped: needs root, Debian's postfix and unshare (.ci/run provides them)");

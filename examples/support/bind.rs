@@ -303,7 +303,7 @@ pub fn available() -> bool {
         Command::new(p).arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
             || Command::new(p).arg("-h").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
     });
-    if !found && std::env::var_os("SMTP_TLS_POLICY_REQUIRE_BIND").is_some() {
+    if !found && super::required("SMTP_TLS_POLICY_REQUIRE_BIND") {
         panic!(
             "named, dnssec-signzone, dnssec-keygen or unbound is missing (apt-get install bind9 bind9-dnsutils unbound)"
         );

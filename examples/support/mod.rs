@@ -1,6 +1,14 @@
 //! The local world the demo starts (DNS, HTTPS policy hosts, SMTP servers,
 //! a CA) and a small SMTP client; the integration tests and benches use it too.
 
+/// Whether a missing real component (`named`, `postfix`…) must fail the
+/// test rather than skip it: when `.ci/run` says so with `var`, or on any
+/// CI (`CI` set and not `false` or `0`).
+#[allow(dead_code)] // each user takes what it needs
+pub fn required(var: &str) -> bool {
+    std::env::var_os(var).is_some() || std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
 #[cfg(feature = "dns")]
 pub mod bind;
 #[cfg(feature = "dns")]
