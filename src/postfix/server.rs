@@ -569,14 +569,13 @@ impl Drop for Slot<'_> {
     }
 }
 
-fn spawn_connection(shared: &Arc<Shared>, mut stream: Stream) {
+fn spawn_connection(shared: &Arc<Shared>, stream: Stream) {
     if shared.active.fetch_add(1, Ordering::AcqRel) >= shared.max_connections {
         shared.active.fetch_sub(1, Ordering::AcqRel);
-        let timeout = shared.request_timeout;
-        tokio::spawn(async move {
-            let busy = encode(Reply::Temp("too many connections; retry".into()).to_string().as_bytes());
-            let _ = tokio::time::timeout(timeout, stream.write_all(&busy)).await;
-        });
+        // What the socket takes now, then close: a flood of connections over
+        // the cap holds no task, no timer and no descriptor beyond this.
+        let busy = encode(Reply::Temp("too many connections; retry".into()).to_string().as_bytes());
+        let _ = stream.try_write(&busy);
         return;
     }
     let shared = Arc::clone(shared);
