@@ -431,10 +431,10 @@ impl Lookups {
     }
 
     /// Forgets the gate when nobody else holds or waits for it.
-    fn release_gate(&self, zone: &Name, gate: Arc<tokio::sync::Mutex<()>>) {
+    fn release_gate(&self, zone: &Name, gate: &Arc<tokio::sync::Mutex<()>>) {
         let mut gates = self.key_gates.lock().unwrap_or_else(|p| p.into_inner());
         // The map's reference and this one: nobody else.
-        if Arc::strong_count(&gate) <= 2 {
+        if Arc::strong_count(gate) <= 2 {
             gates.remove(zone);
         }
     }
@@ -458,13 +458,13 @@ impl Lookups {
             if depth > MAX_DEPTH {
                 return Keys::Failed;
             }
-            let gate = self.key_gate(zone);
-            let held = tokio::time::timeout(self.transport.timeout, Arc::clone(&gate).lock_owned()).await.ok();
-            if held.is_some()
+            // Released however this lookup ends (a cancelled task included).
+            let mut gate = Gate { lookups: self, zone, gate: Some(self.key_gate(zone)), held: None };
+            let lock = Arc::clone(gate.gate.as_ref().expect("just set")).lock_owned();
+            gate.held = tokio::time::timeout(self.transport.timeout, lock).await.ok();
+            if gate.held.is_some()
                 && let Some(k) = self.cached_keys(zone)
             {
-                drop(held);
-                self.release_gate(zone, gate);
                 return k;
             }
             let now = Instant::now();
@@ -487,8 +487,7 @@ impl Lookups {
                 let until = now.checked_add(Duration::from_secs(u64::from(ttl.min(MAX_TTL)))).unwrap_or(now);
                 map.insert(zone.clone(), (until, keys.clone()));
             }
-            drop(held);
-            self.release_gate(zone, gate);
+            drop(gate);
             keys
         })
     }
@@ -781,6 +780,24 @@ fn verified_proof(section: &[Record], zone: &Name, keys: &[DNSKEY]) -> Proof {
         }
     }
     proof
+}
+
+/// A lookup's hold on a zone's key-fetch gate: given up, and the gate
+/// forgotten when nobody else uses it, when dropped.
+struct Gate<'a> {
+    lookups: &'a Lookups,
+    zone: &'a Name,
+    gate: Option<Arc<tokio::sync::Mutex<()>>>,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for Gate<'_> {
+    fn drop(&mut self) {
+        drop(self.held.take());
+        if let Some(gate) = self.gate.take() {
+            self.lookups.release_gate(self.zone, &gate);
+        }
+    }
 }
 
 /// The weaker of two statuses: bogus < indeterminate < insecure < secure.
