@@ -35,22 +35,21 @@ impl MxPattern {
             [b'*', b'.', ..] => (true, &input[2..], 2),
             _ => (false, input, 0),
         };
-        // `contains` finds a byte with memchr; the position only for the error.
-        if rest.as_bytes().contains(&b'*')
-            && let Some(at) = rest.bytes().position(|b| b == b'*')
-        {
-            let at = at + base_at;
-            return Err(ParseError::new(
-                ParseErrorKind::MisplacedWildcard,
-                None,
-                at,
-                format!(
-                    "{}: \"*\" at byte {at} is not allowed; a wildcard must be the whole left-most label, as in \"*.example.com\"",
-                    quote(input)
-                ),
-            ));
-        }
+        // A `*` is never part of a name, so it is looked for only once the
+        // name is refused: its own error says where a wildcard may stand.
         let base = parse_name(rest).map_err(|Invalid { kind, offset, reason }| {
+            if let Some(at) = rest.bytes().position(|b| b == b'*') {
+                let at = at + base_at;
+                return ParseError::new(
+                    ParseErrorKind::MisplacedWildcard,
+                    None,
+                    at,
+                    format!(
+                        "{}: \"*\" at byte {at} is not allowed; a wildcard must be the whole left-most label, as in \"*.example.com\"",
+                        quote(input)
+                    ),
+                );
+            }
             ParseError::new(kind, None, offset + base_at, format!("{}: {reason}", quote(input)))
         })?;
         Ok(Self { wildcard, base })
@@ -89,9 +88,9 @@ impl MxPattern {
     }
 
     fn matches_ascii(&self, host: &str) -> bool {
-        let base = self.base.as_str();
+        let base = self.base.as_bytes();
         if !self.wildcard {
-            return host.eq_ignore_ascii_case(base);
+            return host.as_bytes().eq_ignore_ascii_case(base);
         }
         // host = label "." base, with one non-empty label.
         let Some(label_len) = host.len().checked_sub(base.len() + 1) else {
@@ -100,7 +99,7 @@ impl MxPattern {
         let (head, tail) = host.as_bytes().split_at(label_len);
         (1..=MAX_LABEL_LEN).contains(&label_len)
             && tail[0] == b'.'
-            && tail[1..].eq_ignore_ascii_case(base.as_bytes())
+            && tail[1..].eq_ignore_ascii_case(base)
             && !head.contains(&b'.')
     }
 }

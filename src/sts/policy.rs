@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::{Extension, MaxAge, Mode, MxPattern, is_field_name, is_wsp, keep_first};
 use crate::error::{ParseError, ParseErrorKind, quote};
+use crate::name::{NAME_WINDOW, scan_name};
 
 /// The largest policy body, in bytes. RFC 8461 §3.3: "senders SHOULD impose
 /// a limit on the maximum size of the response body"; 64 KiB holds any real
@@ -180,8 +181,14 @@ fn parse_lines(body: &str) -> Result<Policy, ParseError> {
     let mut fields = Fields::default();
     let mut start = 0;
     let mut line_no = 1;
+    let bytes = body.as_bytes();
     while start < body.len() {
-        let end = body[start..].find('\n').map_or(body.len(), |i| start + i);
+        if let Some(next) = plain_mx_line(bytes, start, &mut fields.mx) {
+            start = next;
+            line_no += 1;
+            continue;
+        }
+        let end = memchr::memchr(b'\n', &bytes[start..]).map_or(body.len(), |i| start + i);
         let line = &body[start..end];
         // LF or CRLF (RFC 8461 §3.2 sts-policy-term); a CR ending the body is
         // a CRLF cut short, not part of a value.
@@ -214,8 +221,38 @@ fn parse_lines(body: &str) -> Result<Policy, ParseError> {
     Ok(Policy { mode, max_age, mx: fields.mx, extensions: fields.extensions })
 }
 
+/// The line at `start` when it is an `mx` line in its common form —
+/// `mx:`, white space, an optional `*.`, a plain name (see
+/// [`scan_name`]) and LF or CRLF — parsed in place, with where the next line
+/// starts; the pattern is pushed onto `mx`. Any other line (or one too near the end of the body for the
+/// name's window) is `None` and goes through [`parse_line`], which gives the
+/// same pattern or the error.
+#[inline]
+fn plain_mx_line(body: &[u8], start: usize, mx: &mut Vec<MxPattern>) -> Option<usize> {
+    let line = body.get(start..)?.strip_prefix(b"mx:")?;
+    let lead = line.iter().take_while(|&&b| is_wsp(b)).count();
+    let wildcard = line[lead..].starts_with(b"*.");
+    let name_at = lead + 2 * usize::from(wildcard);
+    let window = line.get(name_at..name_at + NAME_WINDOW)?.try_into().ok()?;
+    let (base, len) = scan_name(window)?;
+    let ends = match &line[name_at + len..] {
+        [b'\n', ..] => 1,
+        [b'\r', b'\n', ..] => 2,
+        _ => return None,
+    };
+    mx.push(if wildcard { MxPattern::wildcard(base) } else { MxPattern::exact(base) });
+    Some(start + 3 + name_at + len + ends)
+}
+
 /// Parses one line (without its terminator) that starts at byte `at`.
 fn parse_line(fields: &mut Fields, line: &str, at: usize) -> Result<(), ParseError> {
+    // Most lines of a long policy are `mx` lines: the key needs no search.
+    if let Some(rest) = line.strip_prefix("mx:") {
+        let (value, lead) = trim_wsp(rest);
+        let pattern = MxPattern::parse(value).map_err(|e| e.within(None, at + 3 + lead, "mx"))?;
+        fields.mx.push(pattern);
+        return Ok(());
+    }
     if line.bytes().all(is_wsp) {
         return Ok(());
     }
@@ -248,9 +285,7 @@ fn parse_line(fields: &mut Fields, line: &str, at: usize) -> Result<(), ParseErr
     }
     // sts-policy-field-delim = ":" *WSP, and *WSP may follow any value.
     // WSP is ASCII: trimming bytes keeps UTF-8 boundaries.
-    let lead = rest.bytes().take_while(|&b| is_wsp(b)).count();
-    let trail = rest[lead..].bytes().rev().take_while(|&b| is_wsp(b)).count();
-    let value = &rest[lead..rest.len() - trail];
+    let (value, lead) = trim_wsp(rest);
     let value_at = at + key.len() + 1 + lead;
     let known = |e: ParseError, field: &'static str| e.within(None, value_at, field);
     match key {
@@ -280,6 +315,16 @@ fn parse_line(fields: &mut Fields, line: &str, at: usize) -> Result<(), ParseErr
         }
     }
     Ok(())
+}
+
+/// `value` without white space around it, and how many bytes went before.
+/// WSP is ASCII: trimming bytes keeps UTF-8 boundaries.
+#[inline]
+fn trim_wsp(value: &str) -> (&str, usize) {
+    let b = value.as_bytes();
+    let lead = b.iter().take_while(|&&c| is_wsp(c)).count();
+    let trail = b[lead..].iter().rev().take_while(|&&c| is_wsp(c)).count();
+    (&value[lead..value.len() - trail], lead)
 }
 
 /// RFC 8461 §3.2 `sts-policy-max-age-value = 1*10(DIGIT)`, clamped to
@@ -349,6 +394,37 @@ impl fmt::Display for Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `mx` lines parsed in place give the policy (or the error kind) that
+    /// the line-by-line path gives; white space before each line end takes
+    /// every line through `parse_line` without changing its meaning
+    /// (RFC 8461 §3.2 `*WSP` after a value).
+    #[test]
+    fn plain_mx_lines_agree_with_parse_line() {
+        use proptest::prelude::*;
+        let line = proptest::string::string_regex("mx:[ \t]{0,2}(\\*\\.)?[a-zA-Z0-9.\\-*_]{0,50}").unwrap();
+        let lines = proptest::collection::vec((line, any::<bool>()), 1..12);
+        proptest!(ProptestConfig::with_cases(3000), |(lines in lines, tail in "[a-z ]{0,60}")| {
+            let mut body = String::from("version: STSv1\nmode: enforce\nmax_age: 86400\n");
+            let mut slow = body.clone();
+            for (line, crlf) in &lines {
+                let end = if *crlf { "\r\n" } else { "\n" };
+                body.push_str(&format!("{line}{end}"));
+                slow.push_str(&format!("{line} {end}"));
+            }
+            // Short tails put the last lines' windows past the end of the body.
+            body.push_str(&format!("x-tail: {tail}"));
+            slow.push_str(&format!("x-tail: {tail}"));
+            match (Policy::parse(&body), Policy::parse(&slow)) {
+                (Ok(fast), Ok(slow)) => prop_assert_eq!(fast, slow),
+                (Err(fast), Err(slow)) => {
+                    prop_assert_eq!(fast.kind(), slow.kind());
+                    prop_assert_eq!(fast.line(), slow.line());
+                }
+                (fast, slow) => prop_assert!(false, "{:?}: {:?} but {:?}", body, fast, slow),
+            }
+        });
+    }
     use ParseErrorKind::*;
 
     const HEAD: &str = "version: STSv1\nmode: enforce\nmax_age: 86400\n";
