@@ -208,9 +208,10 @@
 //! exactly `v=STSv1;`, white space, `id=` and the id, and an optional `;`;
 //! a name of at most 46 octets of letters, digits, `-` and `.` with no two
 //! of `-` and `.` side by side and neither first nor last (so no empty
-//! label, no hyphen at a label's edge, no `xn--` label), checked eight
-//! bytes at a time; an `mx:` line of such a name ending in LF or CRLF,
-//! checked in place in the body. Everything else — upper-case `XN--`,
+//! label, no hyphen at a label's edge, no `xn--` label), checked sixteen
+//! bytes at a time with the portable vectors of the `wide` crate; an `mx:`
+//! line of such a name ending in LF or CRLF, checked in place in the body
+//! and written straight into the policy's vector. Everything else — upper-case `XN--`,
 //! `a--b`, U-labels, trailing white space, every error — goes through the
 //! full rules, which give the error and its offset. Property tests check
 //! that each shortcut agrees with the full rules (`plain_*_agree*` in the

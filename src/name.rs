@@ -8,6 +8,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use wide::i8x16;
+
 use crate::error::{ParseError, ParseErrorKind, quote};
 
 /// The longest name, in octets of its text form without the trailing dot
@@ -53,6 +55,9 @@ enum Repr {
 }
 
 impl DomainName {
+    /// No name yet, for [`scan_name_into`] to fill in place.
+    pub(crate) const EMPTY_INLINE: DomainName = DomainName(Repr::Inline { len: 0, bytes: [0; INLINE_NAME_LEN] });
+
     /// Validates and normalises `input` (see the type's docs).
     pub fn parse(input: &str) -> Result<Self, ParseError> {
         parse_name(input).map_err(|Invalid { kind, offset, reason }| {
@@ -178,76 +183,116 @@ fn plain_name(name: &[u8]) -> Option<DomainName> {
     if name.len() > INLINE_NAME_LEN {
         return None;
     }
-    // Zero bytes after the name end it for `scan_name`.
+    // Zero bytes after the name end it for `scan_name_into`.
     let mut window = [0; NAME_WINDOW];
     window[..name.len()].copy_from_slice(name);
-    scan_name(&window).and_then(|(found, len)| (len == name.len()).then_some(found))
+    let mut found = DomainName::EMPTY_INLINE;
+    (scan_name_into(&window, &mut found)? == name.len()).then_some(found)
 }
 
-/// The bytes [`scan_name`] looks at: [`INLINE_NAME_LEN`] and the byte that
+/// The bytes [`scan_name_into`] looks at: [`INLINE_NAME_LEN`] and the byte that
 /// ends the name, in whole `u64` words.
 pub(crate) const NAME_WINDOW: usize = 48;
 
 /// The name at the start of `window`, up to its first byte that is not a
-/// letter, digit, `-` or `.`, and its length, when it is a plain name as
-/// [`plain_name`] says. The caller checks what ends it. Eight bytes at a time
-/// in a `u64` (SWAR): each step classifies eight bytes with a few additions
-/// and masks, without a branch per byte.
-#[inline]
-pub(crate) fn scan_name(window: &[u8; NAME_WINDOW]) -> Option<(DomainName, usize)> {
-    let mut out = [0u8; NAME_WINDOW];
-    let mut bad = 0u64;
-    // The high bit of each byte: the byte before this one was `-` or `.`.
-    // The first byte counts as following one: a name may not begin with
-    // either.
-    let mut carry = 0x80;
-    let mut at = 0;
-    let len = loop {
-        let mut word = [0; 8];
-        word.copy_from_slice(window.get(at..at + 8)?);
-        let x = u64::from_le_bytes(word);
-        let high = x & HIGH;
-        let y = x ^ high;
-        // `v + k` sets a byte's high bit exactly when that byte is at least
-        // 0x80 - k: every byte of `y` is below 0x80, so no carry crosses bytes.
-        let ge = |v: u64, c: u8| v.wrapping_add(LOW * u64::from(0x80 - c));
-        let folded = y | (LOW * 0x20);
-        // `-` `.` `/` and digits are 0x2d to 0x39; `/` alone is 0x2f.
-        let (dash, slash, zero) = (ge(y, b'-'), ge(y, b'/'), ge(y, b'0'));
-        let mut marks = dash & !slash & HIGH;
-        let mut letters = ge(folded, b'a') & !ge(folded, b'{') & HIGH;
-        let others = (!((dash & !(slash & !zero) & !ge(y, b':')) | letters) | high) & HIGH;
-        if others != 0 {
-            // Bytes from the first other one on are not part of the name.
-            let end = others.trailing_zeros() / 8;
-            let live = (1u64 << (8 * end)) - 1;
-            marks &= live;
-            letters &= live;
-            bad |= marks & ((marks << 8) | carry);
-            out[at..at + 8].copy_from_slice(&((x | (letters >> 2)) & live).to_le_bytes());
-            break at + end as usize;
-        }
-        // Two of `-` and `.` side by side, within the word or across words.
-        bad |= marks & ((marks << 8) | carry);
-        carry = marks >> 56;
-        // Letters get 0x20 set (upper to lower); nothing else changes.
-        out[at..at + 8].copy_from_slice(&(x | (letters >> 2)).to_le_bytes());
-        at += 8;
-    };
-    // A mark last ends a label with a hyphen, or the name with an empty one.
-    if len == 0 || len > INLINE_NAME_LEN || bad != 0 || matches!(out[len - 1], b'-' | b'.') {
-        return None;
+/// letter, digit, `-` or `.`, written into `name` (which must be
+/// [`DomainName::EMPTY_INLINE`]: a caller may fill one already in place in
+/// a vector), and its length — when it is a plain name as
+/// [`plain_name`] says; otherwise `None`, and `name` holds no valid name.
+/// The caller checks what ends it.
+///
+/// Sixteen bytes at a time with the portable vectors of the `wide` crate
+/// (SSE2 on x86-64, NEON on AArch64, plain arrays elsewhere): each step
+/// classifies sixteen bytes with a few vector operations and turns them
+/// into bit masks, so the label rules are a few operations on integers.
+/// The lane numbers of the three chunks of a window.
+const INDEX: [i8x16; 3] = {
+    let mut t = [[0i8; 16]; 3];
+    let mut i = 0;
+    while i < 16 {
+        t[0][i] = i as i8;
+        t[1][i] = 16 + i as i8;
+        t[2][i] = TAIL as i8 + i as i8;
+        i += 1;
     }
-    let mut bytes = [0; INLINE_NAME_LEN];
-    bytes.copy_from_slice(&out[..INLINE_NAME_LEN]);
-    // `len` is at most INLINE_NAME_LEN (46).
-    Some((DomainName(Repr::Inline { len: len as u8, bytes }), len))
+    [i8x16::new(t[0]), i8x16::new(t[1]), i8x16::new(t[2])]
+};
+
+/// Where the last 16 bytes of an inline name start.
+const TAIL: usize = INLINE_NAME_LEN - 16;
+
+/// Lanes of `v` in `lo..=hi`: `v + (0x80 - lo)` puts that range at the
+/// bottom of the signed bytes, so one signed comparison tells.
+#[inline]
+fn within(v: i8x16, lo: u8, hi: u8) -> i8x16 {
+    let t = v + i8x16::splat(0x80u8.wrapping_sub(lo) as i8);
+    t.simd_lt(i8x16::splat((i16::from(i8::MIN) + i16::from(hi - lo) + 1) as i8))
 }
 
-/// 0x01 in every byte of a `u64`.
-const LOW: u64 = 0x0101_0101_0101_0101;
-/// 0x80 in every byte of a `u64`.
-const HIGH: u64 = 0x8080_8080_8080_8080;
+/// The sixteen bytes of `window` at `at`, ASCII upper case folded to lower,
+/// and whether each is a letter.
+#[inline]
+fn lower16(window: &[u8; NAME_WINDOW], at: usize) -> (i8x16, i8x16) {
+    let mut lanes = [0i8; 16];
+    for (lane, &b) in lanes.iter_mut().zip(&window[at..at + 16]) {
+        *lane = b as i8;
+    }
+    let v = i8x16::new(lanes);
+    // `b | 0x20` is a lower-case letter exactly when `b` is a letter.
+    let letters = within(v | i8x16::splat(0x20), b'a', b'z');
+    // Letters get 0x20 set (upper to lower); nothing else changes.
+    (v | (letters & i8x16::splat(0x20)), letters)
+}
+
+#[inline]
+pub(crate) fn scan_name_into(window: &[u8; NAME_WINDOW], name: &mut DomainName) -> Option<usize> {
+    let Repr::Inline { len: name_len, bytes } = &mut name.0 else {
+        return None;
+    };
+    // Lane `i` set: byte `i` of the window is a name byte / `-` or `.`.
+    let (mut valid, mut marks) = (0u64, 0u64);
+    let mut lower = [i8x16::ZERO; 2];
+    for chunk in 0..NAME_WINDOW / 16 {
+        let (folded, letters) = lower16(window, 16 * chunk);
+        // Letters are classified already; `-`, `.` and digits are the same
+        // folded.
+        let mark = within(folded, b'-', b'.');
+        let ok = letters | mark | within(folded, b'0', b'9');
+        if let Some(out) = lower.get_mut(chunk) {
+            *out = folded;
+        }
+        let shift = 16 * chunk;
+        valid |= u64::from(ok.to_bitmask()) << shift;
+        marks |= u64::from(mark.to_bitmask()) << shift;
+        if valid != (1u64 << (shift + 16)) - 1 {
+            break;
+        }
+    }
+    // The name ends at the first byte that is not a name byte.
+    let len = (!valid).trailing_zeros() as usize;
+    if len == 0 || len > INLINE_NAME_LEN {
+        return None;
+    }
+    let marks = marks & ((1u64 << len) - 1);
+    // Two of `-` and `.` side by side, or one first (as if after a mark), or
+    // one last: an empty label or a hyphen at a label's edge.
+    if marks & ((marks << 1) | 1 | (1 << (len - 1))) != 0 {
+        return None;
+    }
+    // The name's bytes with 16-byte stores (no copy of a computed length),
+    // lanes at and after `len` cleared; `bytes` is all zeros before.
+    let keep = |v: i8x16, index: i8x16| (v & index.simd_lt(i8x16::splat(len as i8))).to_array().map(|b| b as u8);
+    bytes[..16].copy_from_slice(&keep(lower[0], INDEX[0]));
+    if len > 16 {
+        bytes[16..32].copy_from_slice(&keep(lower[1], INDEX[1]));
+    }
+    if len > 32 {
+        bytes[TAIL..].copy_from_slice(&keep(lower16(window, TAIL).0, INDEX[2]));
+    }
+    // At most INLINE_NAME_LEN (46).
+    *name_len = len as u8;
+    Some(len)
+}
 
 /// The byte classes of a host name: [`LDH`] lower-case letters, digits and
 /// `-`; [`UPPER`] upper-case letters; everything else (the dot included)

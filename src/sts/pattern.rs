@@ -55,6 +55,17 @@ impl MxPattern {
         Ok(Self { wildcard, base })
     }
 
+    /// A pattern whose name [`crate::name::scan_name_into`] writes next,
+    /// in place; one it does not fill must be dropped.
+    pub(crate) const fn unfilled(wildcard: bool) -> Self {
+        Self { wildcard, base: DomainName::EMPTY_INLINE }
+    }
+
+    /// The name, for [`unfilled`](Self::unfilled) patterns to be filled.
+    pub(crate) fn base_mut(&mut self) -> &mut DomainName {
+        &mut self.base
+    }
+
     /// A pattern that matches exactly `host`.
     pub fn exact(host: DomainName) -> Self {
         Self { wildcard: false, base: host }

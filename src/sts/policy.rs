@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Extension, MaxAge, Mode, MxPattern, is_field_name, is_wsp, keep_first};
 use crate::error::{ParseError, ParseErrorKind, quote};
-use crate::name::{NAME_WINDOW, scan_name};
+use crate::name::{NAME_WINDOW, scan_name_into};
 
 /// The largest policy body, in bytes. RFC 8461 §3.3: "senders SHOULD impose
 /// a limit on the maximum size of the response body"; 64 KiB holds any real
@@ -223,10 +223,10 @@ fn parse_lines(body: &str) -> Result<Policy, ParseError> {
 
 /// The line at `start` when it is an `mx` line in its common form —
 /// `mx:`, white space, an optional `*.`, a plain name (see
-/// [`scan_name`]) and LF or CRLF — parsed in place, with where the next line
-/// starts; the pattern is pushed onto `mx`. Any other line (or one too near the end of the body for the
-/// name's window) is `None` and goes through [`parse_line`], which gives the
-/// same pattern or the error.
+/// [`scan_name_into`]) and LF or CRLF — parsed in place, with where the
+/// next line starts; the pattern is pushed onto `mx`. Any other line (or
+/// one too near the end of the body for the name's window) is `None` and
+/// goes through [`parse_line`], which gives the same pattern or the error.
 #[inline]
 fn plain_mx_line(body: &[u8], start: usize, mx: &mut Vec<MxPattern>) -> Option<usize> {
     let line = body.get(start..)?.strip_prefix(b"mx:")?;
@@ -234,14 +234,21 @@ fn plain_mx_line(body: &[u8], start: usize, mx: &mut Vec<MxPattern>) -> Option<u
     let wildcard = line[lead..].starts_with(b"*.");
     let name_at = lead + 2 * usize::from(wildcard);
     let window = line.get(name_at..name_at + NAME_WINDOW)?.try_into().ok()?;
-    let (base, len) = scan_name(window)?;
-    let ends = match &line[name_at + len..] {
-        [b'\n', ..] => 1,
-        [b'\r', b'\n', ..] => 2,
-        _ => return None,
+    // The name is written straight into its place in the vector (no copy
+    // of the pattern); a line that does not qualify takes it back.
+    mx.push(MxPattern::unfilled(wildcard));
+    let scanned = mx.last_mut().and_then(|slot| scan_name_into(window, slot.base_mut()));
+    // The name and its line end.
+    let taken = scanned.and_then(|len| match &line[name_at + len..] {
+        [b'\n', ..] => Some(len + 1),
+        [b'\r', b'\n', ..] => Some(len + 2),
+        _ => None,
+    });
+    let Some(taken) = taken else {
+        mx.pop();
+        return None;
     };
-    mx.push(if wildcard { MxPattern::wildcard(base) } else { MxPattern::exact(base) });
-    Some(start + 3 + name_at + len + ends)
+    Some(start + 3 + name_at + taken)
 }
 
 /// Parses one line (without its terminator) that starts at byte `at`.
