@@ -429,3 +429,40 @@ impl PolicyFetcher {
         }
     }
 }
+
+/// POSTs TLS-RPT reports to `https:` `rua` URIs (RFC 8460 §5.4): body the
+/// gzipped JSON, `Content-Type: application/tlsrpt+gzip`, the certificate
+/// checked against the configured roots, no redirects, one overall
+/// timeout. A 2xx answer is delivered; another 4xx is refused for good;
+/// a 5xx, a timeout or a network error is retried by the outbox.
+#[derive(Debug)]
+pub struct HttpsReportPoster {
+    fetcher: PolicyFetcher,
+}
+
+impl HttpsReportPoster {
+    /// A poster with the fetch configuration's roots, proxy, timeout and
+    /// address lookup.
+    pub fn new(config: FetchConfig) -> Result<Self, FetchError> {
+        Ok(Self { fetcher: PolicyFetcher::new(config)? })
+    }
+}
+
+impl crate::report::ReportPoster for HttpsReportPoster {
+    fn post(&self, uri: &str, gzip: &[u8]) -> crate::report::Attempt {
+        use crate::report::Attempt;
+        let sent = self.fetcher.agent.post(uri).header("Content-Type", crate::report::TLSRPT_GZIP).send(gzip);
+        match sent {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                match status {
+                    200..=299 => Attempt::Delivered,
+                    500..=599 => Attempt::Temporary(format!("{uri}: HTTP {status}")),
+                    // RFC 8460 §5.4 asks for 2xx; a redirect is not followed.
+                    _ => Attempt::Permanent(format!("{uri}: HTTP {status}")),
+                }
+            }
+            Err(e) => Attempt::Temporary(format!("{uri}: {e}")),
+        }
+    }
+}

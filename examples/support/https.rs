@@ -327,3 +327,55 @@ pub fn pem(der: &[u8]) -> String {
     let lines: Vec<&str> = text.as_bytes().chunks(64).map(|l| std::str::from_utf8(l).unwrap()).collect();
     format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
 }
+
+/// One request a [`ReportReceiver`] saw: the head and the body.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+/// An HTTPS server on 127.0.0.1 that takes TLS-RPT POSTs (RFC 8460 §5.4):
+/// it reads each request with its `Content-Length` body, keeps it, and
+/// answers with the next of `statuses` (the last one repeats).
+pub struct ReportReceiver {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Received>>>,
+}
+
+impl ReportReceiver {
+    pub fn start(cert: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), statuses: &[&str]) -> Self {
+        let config = Arc::new(server_config().with_single_cert(cert.0, cert.1).unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let statuses: Vec<String> = statuses.iter().map(|s| (*s).to_owned()).collect();
+        thread::spawn(move || {
+            for (n, tcp) in listener.incoming().enumerate() {
+                let Ok(tcp) = tcp else { continue };
+                let status = statuses[n.min(statuses.len() - 1)].clone();
+                let conn = rustls::ServerConnection::new(Arc::clone(&config)).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let Some(head) = read_head(&mut tls) else { continue };
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0; length];
+                if tls.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                log.lock().unwrap().push(Received { head, body });
+                write_reply(&mut tls, response(&status, &[("Content-Length", "0")], b""));
+            }
+        });
+        Self { addr, seen }
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.seen.lock().unwrap().clone()
+    }
+}

@@ -220,6 +220,33 @@ impl Aggregator {
         *counts.details.entry(detail).or_insert(0) += 1;
     }
 
+    /// Adds `count` sessions against `policy`, failed with `failure` or
+    /// successful (what a [`ReportStore`](super::ReportStore) replays).
+    pub fn add(&mut self, policy: &ReportPolicy, failure: Option<&FailureDetail>, count: u64) {
+        let counts = self.entry(policy);
+        match failure {
+            None => counts.successful = counts.successful.saturating_add(count),
+            Some(detail) => {
+                counts.failed = counts.failed.saturating_add(count);
+                let n = counts.details.entry(detail.clone()).or_insert(0);
+                *n = n.saturating_add(count);
+            }
+        }
+    }
+
+    /// Every count, as the increments that would rebuild it.
+    pub fn increments(&self) -> impl Iterator<Item = (&ReportPolicy, Option<&FailureDetail>, u64)> {
+        self.policies.iter().flat_map(|(policy, c)| {
+            let success = (c.successful > 0).then_some((policy, None, c.successful));
+            success.into_iter().chain(c.details.iter().map(move |(d, n)| (policy, Some(d), *n)))
+        })
+    }
+
+    /// Whether no session is counted.
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
+
     fn entry(&mut self, policy: &ReportPolicy) -> &mut Counts {
         self.policies.entry(policy.clone()).or_default()
     }
@@ -285,6 +312,108 @@ impl Aggregator {
     pub fn report(&self, domain: &DomainName, meta: &ReportMeta) -> Value {
         // Strings, numbers and sequences only: serializing cannot fail.
         serde_json::to_value(self.aggregate(domain, meta)).unwrap_or_default()
+    }
+}
+
+/// Why a report is not fit to send.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// A member RFC 8460 §4.4 requires is empty (receivers such as
+    /// parsedmarc refuse the report): set it in the collector's configuration.
+    #[error("TLS-RPT report: {0} is empty (RFC 8460 §4.4 requires it)")]
+    MissingField(&'static str),
+    /// The report has no policy (nothing to report).
+    #[error("TLS-RPT report {report_id}: no policies")]
+    NoPolicies {
+        /// The report.
+        report_id: String,
+    },
+    /// A policy's failure details count more sessions than its summary.
+    #[error(
+        "TLS-RPT report {report_id}: policy of {policy_domain} lists {details} failed sessions in its details but {summary} in its summary"
+    )]
+    Inconsistent {
+        /// The report.
+        report_id: String,
+        /// The policy's domain.
+        policy_domain: String,
+        /// The sum of the details.
+        details: u64,
+        /// The summary's failure count.
+        summary: u64,
+    },
+    /// The date range does not read as RFC 3339 or ends before it starts.
+    #[error("TLS-RPT report {report_id}: date range {start} to {end} is not valid")]
+    DateRange {
+        /// The report.
+        report_id: String,
+        /// `start-datetime`.
+        start: String,
+        /// `end-datetime`.
+        end: String,
+    },
+}
+
+impl AggregateReport {
+    /// Checks what receivers rely on (RFC 8460 §4.4): organization name,
+    /// contact info and report id present, a date range that reads, at
+    /// least one policy, each with its `policy-domain`, and failure details
+    /// within the failure count.
+    pub fn validate(&self) -> Result<(), ReportError> {
+        for (name, value) in [
+            ("organization-name", &self.organization_name),
+            ("contact-info", &self.contact_info),
+            ("report-id", &self.report_id),
+        ] {
+            if value.trim().is_empty() {
+                return Err(ReportError::MissingField(name));
+            }
+        }
+        let parse = |t: &str| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok();
+        match (parse(&self.date_range.start_datetime), parse(&self.date_range.end_datetime)) {
+            (Some(start), Some(end)) if start <= end => {}
+            _ => {
+                return Err(ReportError::DateRange {
+                    report_id: self.report_id.clone(),
+                    start: self.date_range.start_datetime.clone(),
+                    end: self.date_range.end_datetime.clone(),
+                });
+            }
+        }
+        if self.policies.is_empty() {
+            return Err(ReportError::NoPolicies { report_id: self.report_id.clone() });
+        }
+        for p in &self.policies {
+            if p.policy.policy_domain.trim().is_empty() {
+                return Err(ReportError::MissingField("policy-domain"));
+            }
+            let details = p.failure_details.iter().fold(0u64, |n, d| n.saturating_add(d.failed_session_count));
+            if details > p.summary.total_failure_session_count {
+                return Err(ReportError::Inconsistent {
+                    report_id: self.report_id.clone(),
+                    policy_domain: p.policy.policy_domain.clone(),
+                    details,
+                    summary: p.summary.total_failure_session_count,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The report as JSON (RFC 8460 §4.4).
+    pub fn to_json(&self) -> String {
+        // Strings, numbers and sequences only: serializing cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The JSON compressed with gzip (RFC 8460 §5.1, `application/tlsrpt+gzip`).
+    pub fn to_gzip(&self) -> Vec<u8> {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        // Writing into a Vec cannot fail.
+        let _ = gz.write_all(self.to_json().as_bytes());
+        gz.finish().unwrap_or_default()
     }
 }
 

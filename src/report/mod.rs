@@ -22,12 +22,28 @@
 //! ```
 
 mod aggregate;
+mod collect;
+mod deliver;
+#[cfg(feature = "fs")]
+mod journal;
+mod outbox;
 mod record;
 mod session;
 
 pub use aggregate::{
     AggregateReport, Aggregator, DateRange, FailureDetail, FailureDetails, PolicyDescription, PolicyReport, PolicyType,
-    ReportMeta, ReportPolicy, Summary, report_filename,
+    ReportError, ReportMeta, ReportPolicy, Summary, report_filename,
+};
+pub use collect::{
+    CollectError, Collector, CollectorConfig, Increment, MemoryStore, ReadyReport, ReportStore, StoreError, Window,
+    WindowLength,
+};
+pub use deliver::{Attempt, Destination, DestinationState, OutboxEntry, OutgoingReport, RetryPolicy, TLSRPT_GZIP};
+#[cfg(feature = "fs")]
+pub use journal::{COMPACT_AFTER_LINES, DirOutbox, JournalStore};
+pub use outbox::{
+    MailSubmitter, MemoryOutbox, OutboxStore, Queued, ReportPoster, Rua, Sent, discover_rua, queue_due, send_due,
+    tlsrpt_name,
 };
 pub use record::{ReportUri, TLSRPT_VERSION, TlsRptError, TlsRptRecord, select_tlsrpt};
 pub use session::Session;
