@@ -665,3 +665,40 @@ fn plan_sts_carries_an_unavailable_policy_and_skips_are_sessions() {
     outcome.sessions.iter().for_each(|s| agg.record(s));
     assert_eq!(agg.totals(&name("example.com")), (1, 2));
 }
+
+/// RFC 8689 §5 and the TLS-RPT loop guard: a message the MTA marks
+/// `TLS-Required: No` (a report) is planned without the recipient's DANE
+/// and MTA-STS, delivered over the TLS the host offers even when its
+/// certificate fails, and yields no TLS-RPT session; the same message
+/// without the mark defers under the enforced policy and is reported.
+#[test]
+fn rfc8689_tls_required_no_plans_without_policies_and_is_never_reported() {
+    let c = controls(TlsSupport::Preferred, DaneSupport::Opportunistic, StsSupport::On);
+    let f = facts([TlsaFacts::SecureNone, TlsaFacts::SecureNone], sts("enforce", &["other.example"]));
+    let normal = c.plan_for(&f, &fresh());
+    assert_eq!(normal, c.plan(&f));
+    assert!(normal.hosts.is_empty(), "enforce skips both unlisted hosts");
+    let outcome = normal.delivery().finish(fresh());
+    assert!(matches!(outcome.verdict, Verdict::Defer { .. }), "{:?}", outcome.verdict);
+    assert!(!outcome.sessions.is_empty(), "the failure is reported");
+
+    let report = fresh().tls_required_no();
+    let plan = c.plan_for(&f, &report);
+    assert_eq!(hosts(&plan), ["mx1.example.com", "mx2.example.com"]);
+    assert!(!plan.sts_enforced());
+    let mut delivery = plan.delivery();
+    assert!(delivery.next_host().is_some());
+    delivery.record(webpki_err(CertFailure::Expired));
+    let outcome = delivery.finish(report);
+    assert!(
+        matches!(outcome.verdict, Verdict::Deliver { level: SecurityLevel::Encrypted, .. }),
+        "{:?}",
+        outcome.verdict
+    );
+    assert!(outcome.sessions.is_empty(), "a report's delivery is never itself reported");
+
+    // TLS support No stays No.
+    let plain = controls(TlsSupport::No, DaneSupport::None, StsSupport::Off);
+    let plan = plain.plan_for(&f, &report);
+    assert_eq!(plan.profile.tls, TlsSupport::No);
+}

@@ -99,7 +99,9 @@ impl<'p> Delivery<'p> {
         }
         let verdict = verdict(self.plan, &self.results, context);
         let sts = sts_outcome(self.plan, &verdict);
-        let sessions = sessions(self.plan, &self.results);
+        // Loop guard: a message with TLS-Required: No (a report) is never
+        // itself reported.
+        let sessions = if context.tls_required_no { Vec::new() } else { sessions(self.plan, &self.results) };
         Outcome { verdict, sts, sessions }
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::config::{DaneSupport, DestinationControls, Options, Profile, StsSupport, TlsSupport};
+use super::verdict::DeliveryContext;
 use crate::ResultType;
 use crate::cache::FetchFailure;
 use crate::dane::TlsaRecord;
@@ -263,7 +264,28 @@ impl DestinationControls {
     /// precedence"): an SMTP route exempts it from DANE and MTA-STS; then per
     /// MX host DANE first, then MTA-STS, then the TLS support.
     pub fn plan(&self, facts: &DomainFacts) -> Plan {
-        let profile = self.profile_for(&facts.domain);
+        self.plan_with(facts, self.profile_for(&facts.domain))
+    }
+
+    /// [`plan`](Self::plan) for a message in `context`: one marked
+    /// [`tls_required_no`](DeliveryContext::tls_required_no) (RFC 8689 §5)
+    /// is planned without the recipient domain's DANE and MTA-STS policies
+    /// and with TLS when offered (the profile's TLS support `No` stays
+    /// `No`), so that a domain whose TLS is broken still receives its
+    /// reports. Any other message is planned as by `plan`.
+    pub fn plan_for(&self, facts: &DomainFacts, context: &DeliveryContext) -> Plan {
+        let mut profile = self.profile_for(&facts.domain);
+        if context.tls_required_no {
+            if profile.tls != TlsSupport::No {
+                profile.tls = TlsSupport::Preferred;
+            }
+            profile.dane = DaneSupport::None;
+            profile.sts = StsSupport::Off;
+        }
+        self.plan_with(facts, profile)
+    }
+
+    fn plan_with(&self, facts: &DomainFacts, profile: Profile) -> Plan {
         let options = self.options();
         // MTA-STS or DANE on with TLS support No is a configuration error
         // (`validate` reports it); at delivery time they are skipped and the

@@ -361,12 +361,27 @@ pub struct DeliveryContext {
     /// Whether the MTA-STS policy was re-checked for a newer id since the
     /// failure (RFC 8461 §5.1).
     pub policy_rechecked: bool,
+    /// The message carries `TLS-Required: No` (RFC 8689) — a TLS report,
+    /// typically. The engine never reads message headers: the MTA sets this
+    /// for the messages it means it for (see
+    /// [`DestinationControls::plan_for`](super::DestinationControls::plan_for)).
+    pub tls_required_no: bool,
 }
 
 impl DeliveryContext {
     /// A message queued for `age`, policy not re-checked.
     pub fn new(message_age: Duration) -> Self {
-        Self { message_age, policy_rechecked: false }
+        Self { message_age, policy_rechecked: false, tls_required_no: false }
+    }
+
+    /// Marks the message as one with `TLS-Required: No` (RFC 8689 §5): it
+    /// is planned without the recipient's DANE and MTA-STS policies, and
+    /// its delivery yields no TLS-RPT sessions — a report delivery is never
+    /// itself reported, so a domain with broken TLS cannot start a loop of
+    /// reports about reports.
+    pub fn tls_required_no(mut self) -> Self {
+        self.tls_required_no = true;
+        self
     }
 
     /// Marks the MTA-STS policy as re-checked.
