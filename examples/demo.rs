@@ -32,13 +32,16 @@ use smtp_tls_policy::engine::{
     Attempt, AuthOutcome, Authentication, Basis, DeliveryContext, DestinationControls, Outcome, Plan, PlanSts, Verdict,
 };
 use smtp_tls_policy::fetch::{FetchConfig, Roots};
-use smtp_tls_policy::report::{Aggregator, ReportMeta};
+use smtp_tls_policy::report::{
+    Collector, CollectorConfig, MailSubmitter, MemoryOutbox, MemoryStore, RetryPolicy, SendOutcome, Window, queue_due,
+    send_due,
+};
 use smtp_tls_policy::resolver::ResolverConfig;
 use smtp_tls_policy::resolver::blocking::PolicyResolver;
 use smtp_tls_policy::sts::{Mode, Policy};
 use smtp_tls_policy::verify::custom_roots;
 use support::dns::{DnsWorld, Zones};
-use support::https::{Pki, PolicyServer, ok, self_signed};
+use support::https::{Pki, PolicyServer, ReportReceiver, ok, self_signed};
 use support::smtp::{SmtpServer, Starttls, deliver_message, smtp_server};
 
 /// The destination controls, as an operator writes them.
@@ -119,9 +122,18 @@ fn world() -> ExitCode {
             signed += &format!("_25._tcp.mx.{d} TXT \"no TLSA records here\"\n");
         }
     }
-    signed += &format!("_25._tcp.mx.dane TLSA {dane_tlsa}\nrelay A 127.0.0.1\n");
+    signed += &format!(
+        "_25._tcp.mx.dane TLSA {dane_tlsa}\nrelay A 127.0.0.1\nrouted TXT \"mail goes through relay.signed\"\n"
+    );
     signed += "_mta-sts.shop TXT \"v=STSv1; id=20261128;\"\n_smtp._tls.shop TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@shop.signed\"\n";
     signed += "_mta-sts.legacy TXT \"v=STSv1; id=1;\"\n";
+    // Where legacy.signed wants its TLS reports: an HTTPS receiver and a
+    // mailbox (RFC 8460 §3).
+    let receiver = ReportReceiver::start(pki.server("reports.legacy.signed", false), &["200 OK"]);
+    signed += &format!(
+        "_smtp._tls.legacy TXT \"v=TLSRPTv1; rua=https://reports.legacy.signed:{}/tlsrpt,mailto:tlsrpt@legacy.signed\"\n",
+        receiver.addr.port()
+    );
     let plain = "news MX 10 mx.news\nmx.news A 127.0.0.1\n_mta-sts.news TXT \"v=STSv1; id=7;\"\n".to_owned();
     let dns = DnsWorld::start(&Zones { signed, plain, ..Zones::default() });
 
@@ -182,7 +194,12 @@ fn world() -> ExitCode {
     let roots = custom_roots(std::slice::from_ref(&pki.ca_der)).expect("the local CA");
     let addr = |host: &str| servers.get(host).map(|s| s.addr);
 
-    let mut report = Aggregator::new();
+    let submitter = smtp_tls_policy::name::DomainName::parse("demo.example").expect("a name");
+    let collector = Collector::new(
+        MemoryStore::new(),
+        CollectorConfig::new("demo.example", "mailto:postmaster@demo.example", submitter).spread(Duration::ZERO),
+    );
+    let now = SystemTime::now();
     let mut as_expected = true;
     for (domain, what, expected) in DESTINATIONS {
         println!("\n── user@{domain}: {what}");
@@ -206,7 +223,7 @@ fn world() -> ExitCode {
         }
         let outcome = resolver.finish(delivery, DeliveryContext::new(Duration::from_secs(60)));
         let kind = print_outcome(log, &outcome);
-        outcome.sessions.iter().for_each(|s| report.record(s));
+        let _ = collector.record(now, &outcome.sessions);
         if let Verdict::Defer { recheck_policy: true, .. } = &outcome.verdict {
             println!("     (before bouncing, the MTA re-checks the MTA-STS policy for a newer id, RFC 8461 §5.1)");
             // Five days and an hour later, past the queue lifetime: re-check
@@ -221,7 +238,7 @@ fn world() -> ExitCode {
                     let (_, delivery) = deliver_message(&again, addr, roots.clone(), "Subject: demo\r\n\r\nHello.");
                     let last = resolver.finish(delivery, DeliveryContext::new(age).rechecked());
                     as_expected &= print_outcome(log, &last) == "Bounce";
-                    last.sessions.iter().for_each(|s| report.record(s));
+                    let _ = collector.record(now, &last.sessions);
                 }
                 Err(e) => {
                     println!("   cannot resolve: {e}");
@@ -232,18 +249,7 @@ fn world() -> ExitCode {
         as_expected &= kind == expected;
     }
 
-    let meta = ReportMeta::new(
-        "demo.example",
-        "mailto:postmaster@demo.example",
-        "demo-2026-11-28",
-        SystemTime::now() - Duration::from_secs(86_400),
-        SystemTime::now(),
-    );
-    for domain in report.domains() {
-        let (ok, failed) = report.totals(&domain);
-        println!("\nTLS-RPT report for {domain} ({ok} successful, {failed} failed sessions; RFC 8460 §4.4):");
-        println!("{}", serde_json::to_string_pretty(&report.report(&domain, &meta)).unwrap_or_default());
-    }
+    as_expected &= deliver_reports(&collector, &resolver, &pki, &receiver, now);
     println!(
         "\n{} deliveries in {:.1} s, {}.",
         DESTINATIONS.len(),
@@ -251,6 +257,112 @@ fn world() -> ExitCode {
         if as_expected { "each as expected" } else { "NOT all as expected" }
     );
     if as_expected { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// The day's TLS-RPT reports (RFC 8460): printed, then — at the window's
+/// close, on the demo's clock — queued for every `rua` of each domain's
+/// `_smtp._tls` record and delivered: an HTTPS POST to the local receiver
+/// and a §5.3 mail into a local mailbox. Whether each arrived.
+fn deliver_reports(
+    collector: &Collector<MemoryStore>,
+    resolver: &PolicyResolver,
+    pki: &Pki,
+    receiver: &ReportReceiver,
+    now: SystemTime,
+) -> bool {
+    let window = Window::containing(now, collector.config().window_length());
+    let Ok(reports) = collector.reports(window) else { return false };
+    for ready in &reports {
+        let policy = &ready.report.policies;
+        let (ok, failed) = policy.iter().fold((0, 0), |(o, f), p| {
+            (o + p.summary.total_successful_session_count, f + p.summary.total_failure_session_count)
+        });
+        println!(
+            "\nTLS-RPT report for {} ({ok} successful, {failed} failed sessions; RFC 8460 §4.4):",
+            ready.policy_domain
+        );
+        println!("{}", serde_json::to_string_pretty(&ready.report).unwrap_or_default());
+    }
+    let closes = collector.due_at(window);
+    println!("\n── {window} closes: the reports go to every rua of each domain's _smtp._tls record (RFC 8460 §3, §5)");
+    let outbox = MemoryOutbox::new();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            println!("   no runtime: {e}");
+            return false;
+        }
+    };
+    match runtime.block_on(queue_due(collector, &outbox, resolver.dns().inner(), closes)) {
+        Ok(queued) => {
+            for id in &queued.queued {
+                println!("   queued {id}");
+            }
+            for (domain, why) in &queued.no_record {
+                println!("   no report for {domain}: {why}");
+            }
+            for (domain, why) in &queued.deferred {
+                println!("   kept for later: the _smtp._tls lookup of {domain} failed: {why}");
+            }
+        }
+        Err(e) => {
+            println!("   cannot queue the reports: {e}");
+            return false;
+        }
+    }
+    let target = receiver.addr;
+    let fetch = FetchConfig::default()
+        .roots(Roots::custom(std::slice::from_ref(&pki.ca_der)).unwrap())
+        .proxy_from_env(false)
+        .lookup(move |_| vec![target]);
+    let Ok(poster) = smtp_tls_policy::fetch::HttpsReportPoster::new(fetch) else { return false };
+    let mailbox = Mailbox::default();
+    let sent = match send_due(&outbox, closes, &RetryPolicy::default(), &poster, &mailbox, "tlsrpt@demo.example") {
+        Ok(sent) => sent,
+        Err(e) => {
+            println!("   cannot send: {e}");
+            return false;
+        }
+    };
+    for s in &sent {
+        println!("   {} → {}: {:?}", s.report_id, s.uri, s.state);
+    }
+    let posts = receiver.received();
+    for post in &posts {
+        let first = post.head.lines().next().unwrap_or_default();
+        let ctype = post.head.lines().find(|l| l.to_ascii_lowercase().starts_with("content-type:")).unwrap_or_default();
+        println!("   arrived at the HTTPS receiver: {first}, {ctype}, {} bytes of gzip", post.body.len());
+    }
+    let mails = mailbox.0.lock().map(|m| m.clone()).unwrap_or_default();
+    for (from, to, message) in &mails {
+        println!("   arrived in the mailbox of {to} from {from}, {} bytes:", message.len());
+        let text = String::from_utf8_lossy(message);
+        for line in text.lines().filter(|l| {
+            ["Subject:", "TLS-Report-Domain:", "TLS-Report-Submitter:", "TLS-Required:", "Content-Type: multipart"]
+                .iter()
+                .any(|h| l.starts_with(h))
+        }) {
+            println!("     {line}");
+        }
+    }
+    let all_delivered = sent.iter().all(|s| matches!(s.state, smtp_tls_policy::report::DestinationState::Delivered));
+    !sent.is_empty() && all_delivered && !posts.is_empty() && !mails.is_empty()
+}
+
+/// The local mailbox of report mails.
+#[derive(Default)]
+struct Mailbox(Mutex<Vec<(String, String, Vec<u8>)>>);
+
+impl MailSubmitter for Mailbox {
+    fn submit(&self, from: &str, to: &str, message: &[u8]) -> SendOutcome {
+        match self.0.lock() {
+            Ok(mut m) => {
+                m.push((from.to_owned(), to.to_owned(), message.to_vec()));
+                SendOutcome::Delivered
+            }
+            Err(_) => SendOutcome::Temporary("mailbox unavailable".into()),
+        }
+    }
 }
 
 fn print_plan(plan: &Plan) {

@@ -449,20 +449,20 @@ impl HttpsReportPoster {
 }
 
 impl crate::report::ReportPoster for HttpsReportPoster {
-    fn post(&self, uri: &str, gzip: &[u8]) -> crate::report::Attempt {
-        use crate::report::Attempt;
+    fn post(&self, uri: &str, gzip: &[u8]) -> crate::report::SendOutcome {
+        use crate::report::SendOutcome;
         let sent = self.fetcher.agent.post(uri).header("Content-Type", crate::report::TLSRPT_GZIP).send(gzip);
         match sent {
             Ok(response) => {
                 let status = response.status().as_u16();
                 match status {
-                    200..=299 => Attempt::Delivered,
-                    500..=599 => Attempt::Temporary(format!("{uri}: HTTP {status}")),
+                    200..=299 => SendOutcome::Delivered,
+                    500..=599 => SendOutcome::Temporary(format!("{uri}: HTTP {status}")),
                     // RFC 8460 §5.4 asks for 2xx; a redirect is not followed.
-                    _ => Attempt::Permanent(format!("{uri}: HTTP {status}")),
+                    _ => SendOutcome::Permanent(format!("{uri}: HTTP {status}")),
                 }
             }
-            Err(e) => Attempt::Temporary(format!("{uri}: {e}")),
+            Err(e) => SendOutcome::Temporary(format!("{uri}: {e}")),
         }
     }
 }

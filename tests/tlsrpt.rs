@@ -19,9 +19,9 @@ use smtp_tls_policy::discovery::DnssecStatus;
 use smtp_tls_policy::fetch::{FetchConfig, HttpsReportPoster, Roots};
 use smtp_tls_policy::name::DomainName;
 use smtp_tls_policy::report::{
-    AggregateReport, Attempt, Collector, CollectorConfig, DestinationState, DirOutbox, FailureDetail, JournalStore,
-    MailSubmitter, MemoryOutbox, MemoryStore, OutboxStore, ReportPolicy, ReportStore, ResultType, RetryPolicy, Session,
-    Window, WindowLength, queue_due, send_due,
+    AggregateReport, Collector, CollectorConfig, DestinationState, DirOutbox, FailureDetail, JournalStore,
+    MailSubmitter, MemoryOutbox, MemoryStore, OutboxStore, ReportPolicy, ReportStore, ResultType, RetryPolicy,
+    SendOutcome, Session, Window, WindowLength, queue_due, send_due,
 };
 use smtp_tls_policy::sts::Policy;
 use support::https::{Pki, ReportReceiver};
@@ -240,9 +240,9 @@ struct Mailbox {
 }
 
 impl MailSubmitter for Mailbox {
-    fn submit(&self, from: &str, to: &str, message: &[u8]) -> Attempt {
+    fn submit(&self, from: &str, to: &str, message: &[u8]) -> SendOutcome {
         self.messages.lock().unwrap().push((from.to_owned(), to.to_owned(), message.to_vec()));
-        Attempt::Delivered
+        SendOutcome::Delivered
     }
 }
 
@@ -376,8 +376,14 @@ fn lookup_failures_wait_and_4xx_gives_up() {
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let later = at(NOON + 86_400);
     let queued = runtime.block_on(queue_due(&collector, &outbox, &dns, later)).unwrap();
-    assert_eq!((queued.queued.len(), queued.deferred), (0, 1));
+    assert_eq!((queued.queued.len(), queued.deferred.len()), (0, 1));
     assert_eq!(collector.store().windows().unwrap().len(), 1, "kept for the next try");
+    // A day after the close, the broken domain no longer holds the window.
+    let much_later = at(NOON + 2 * 86_400);
+    let queued = runtime.block_on(queue_due(&collector, &outbox, &dns, much_later)).unwrap();
+    assert_eq!((queued.queued.len(), queued.deferred.len(), queued.no_record.len()), (0, 0, 1));
+    assert!(queued.no_record[0].1.ends_with("(given up)"), "{queued:?}");
+    assert!(collector.store().windows().unwrap().is_empty());
 
     let pki = Pki::new();
     let receiver = ReportReceiver::start(pki.server("r.example", false), &["404 Not Found"]);

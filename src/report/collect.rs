@@ -234,6 +234,7 @@ pub struct CollectorConfig {
     window: WindowLength,
     spread: Duration,
     node: u64,
+    lookup_give_up: Duration,
 }
 
 impl CollectorConfig {
@@ -250,7 +251,22 @@ impl CollectorConfig {
             window: WindowLength::Day,
             spread: Duration::from_secs(3_600),
             node: 0,
+            lookup_give_up: Duration::from_secs(86_400),
         }
+    }
+
+    /// How long after a window closes a failing `_smtp._tls` lookup (a
+    /// timeout, SERVFAIL, a bogus answer) keeps the window waiting; past
+    /// it, that domain's report is dropped so that one broken domain does
+    /// not hold back the others' (default a day).
+    pub fn lookup_give_up(mut self, after: Duration) -> Self {
+        self.lookup_give_up = after;
+        self
+    }
+
+    /// [`lookup_give_up`](Self::lookup_give_up).
+    pub fn lookup_give_up_after(&self) -> Duration {
+        self.lookup_give_up
     }
 
     /// The window length (default: a UTC day).

@@ -81,10 +81,15 @@ impl OutgoingReport {
         let message = MessageBuilder::new()
             .from(from)
             .to(to)
-            .subject(format!(
-                "Report Domain: {} Submitter: {} Report-ID: <{}>",
-                self.policy_domain, self.submitter, self.report_id
-            ))
+            // Plain text folded at its spaces (RFC 5322 §2.2.3), not an
+            // encoded word: receivers read the §5.3 Subject as it stands.
+            .header(
+                "Subject",
+                Raw::new(format!(
+                    "Report Domain: {}\r\n Submitter: {}\r\n Report-ID: <{}>",
+                    self.policy_domain, self.submitter, self.report_id
+                )),
+            )
             .date(i64::try_from(secs).unwrap_or(0))
             .message_id(format!("{}.{}", fnv(to.as_bytes()), self.report_id))
             .header("TLS-Report-Domain", Raw::new(self.policy_domain.clone()))
@@ -104,7 +109,7 @@ fn fnv(bytes: &[u8]) -> u64 {
 /// How a delivery attempt to one destination ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Attempt {
+pub enum SendOutcome {
     /// Accepted (HTTP 2xx, or the message submitted).
     Delivered,
     /// Failed for now (HTTP 5xx, a network error, an SMTP 4xx): retried.
@@ -243,7 +248,7 @@ impl OutboxEntry {
     pub fn record(
         &mut self,
         i: usize,
-        attempt: Attempt,
+        attempt: SendOutcome,
         now: SystemTime,
         retry: &RetryPolicy,
     ) -> Option<&DestinationState> {
@@ -255,9 +260,9 @@ impl OutboxEntry {
         };
         let now_secs = secs(now);
         destination.state = match attempt {
-            Attempt::Delivered => DestinationState::Delivered,
-            Attempt::Permanent(reason) => DestinationState::GaveUp { reason },
-            Attempt::Temporary(reason) => {
+            SendOutcome::Delivered => DestinationState::Delivered,
+            SendOutcome::Permanent(reason) => DestinationState::GaveUp { reason },
+            SendOutcome::Temporary(reason) => {
                 let next = now_secs.saturating_add(retry.delay(attempts).as_secs());
                 if next.saturating_sub(created) > retry.give_up.as_secs() {
                     DestinationState::GaveUp { reason: format!("{reason} (given up after {attempts} attempts)") }
@@ -342,8 +347,8 @@ mod tests {
         let mut e = entry();
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(e.created);
         assert_eq!(e.due(t0), vec![0, 1]);
-        e.record(1, Attempt::Delivered, t0, &retry);
-        e.record(0, Attempt::Temporary("HTTP 503".into()), t0, &retry);
+        e.record(1, SendOutcome::Delivered, t0, &retry);
+        e.record(0, SendOutcome::Temporary("HTTP 503".into()), t0, &retry);
         assert!(!e.is_done());
         assert_eq!(e.due(t0 + Duration::from_secs(299)), Vec::<usize>::new());
         assert_eq!(e.due(t0 + Duration::from_secs(300)), vec![0]);
@@ -353,7 +358,7 @@ mod tests {
             let next = e.next_due().unwrap();
             delays.push(next.duration_since(t).unwrap().as_secs());
             t = next;
-            e.record(0, Attempt::Temporary("HTTP 503".into()), t, &retry);
+            e.record(0, SendOutcome::Temporary("HTTP 503".into()), t, &retry);
         }
         assert_eq!(&delays[..7], &[300, 600, 1200, 2400, 4800, 9600, 19200]);
         assert!(delays.iter().all(|&d| d <= 6 * 3600), "{delays:?}");
@@ -362,8 +367,8 @@ mod tests {
         assert!(t.duration_since(t0).unwrap() <= Duration::from_secs(4 * 86_400));
 
         let mut e = entry();
-        e.record(0, Attempt::Permanent("HTTP 404".into()), t0, &retry);
-        e.record(1, Attempt::Delivered, t0, &retry);
+        e.record(0, SendOutcome::Permanent("HTTP 404".into()), t0, &retry);
+        e.record(1, SendOutcome::Delivered, t0, &retry);
         assert!(e.is_done());
     }
 
@@ -375,7 +380,7 @@ mod tests {
         let message = e.report.mail_message("tlsrpt@mta.example", "t@example.com", at);
         let text = String::from_utf8(message.clone()).unwrap();
         for want in [
-            "Subject: Report Domain: example.com Submitter: mta.example Report-ID: <r1@mta.example>",
+            "Subject: Report Domain: example.com\r\n Submitter: mta.example\r\n Report-ID: <r1@mta.example>",
             "TLS-Report-Domain: example.com",
             "TLS-Report-Submitter: mta.example",
             "TLS-Required: No",

@@ -38,7 +38,7 @@ pub use collect::{
     CollectError, Collector, CollectorConfig, Increment, MemoryStore, ReadyReport, ReportStore, StoreError, Window,
     WindowLength,
 };
-pub use deliver::{Attempt, Destination, DestinationState, OutboxEntry, OutgoingReport, RetryPolicy, TLSRPT_GZIP};
+pub use deliver::{Destination, DestinationState, OutboxEntry, OutgoingReport, RetryPolicy, SendOutcome, TLSRPT_GZIP};
 #[cfg(feature = "fs")]
 pub use journal::{COMPACT_AFTER_LINES, DirOutbox, JournalStore};
 pub use outbox::{

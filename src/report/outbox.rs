@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use super::collect::{CollectError, Collector, ReportStore, StoreError};
-use super::deliver::{Attempt, DestinationState, OutboxEntry, OutgoingReport, RetryPolicy};
+use super::deliver::{DestinationState, OutboxEntry, OutgoingReport, RetryPolicy, SendOutcome};
 use super::{ReportUri, TlsRptError, select_tlsrpt};
 use crate::discovery::{DnsLookup, Rrset};
 use crate::name::DomainName;
@@ -94,14 +94,17 @@ pub struct Queued {
     pub queued: Vec<String>,
     /// Domains that publish no (valid) TLS-RPT record, with why.
     pub no_record: Vec<(DomainName, String)>,
-    /// Windows kept for later because a lookup failed.
-    pub deferred: usize,
+    /// Windows kept for later because a lookup failed: the domain whose
+    /// lookup failed, and how.
+    pub deferred: Vec<(DomainName, String)>,
 }
 
 /// Moves every due window of `collector` into `outbox`: one entry per
 /// policy domain that publishes a TLS-RPT record, to each of its `rua`
 /// URIs. A window is forgotten only once all its reports are in the
-/// outbox; a failed lookup keeps it for the next call.
+/// outbox; a failed lookup keeps it for the next call, until
+/// [`CollectorConfig::lookup_give_up`](super::CollectorConfig::lookup_give_up)
+/// after the window closed, when that domain's report is dropped.
 pub async fn queue_due<S: ReportStore>(
     collector: &Collector<S>,
     outbox: &impl OutboxStore,
@@ -119,10 +122,11 @@ pub async fn queue_due<S: ReportStore>(
                     entries.push(OutboxEntry::new(report, &rua, now));
                 }
                 Rua::NoReports(why) => no_record.push((ready.policy_domain.clone(), why)),
-                Rua::LookupFailed(_) => {
-                    done.deferred += 1;
+                Rua::LookupFailed(why) if now < window.closes() + collector.config().lookup_give_up_after() => {
+                    done.deferred.push((ready.policy_domain.clone(), why));
                     continue 'windows;
                 }
+                Rua::LookupFailed(why) => no_record.push((ready.policy_domain.clone(), format!("{why} (given up)"))),
             }
         }
         for entry in &entries {
@@ -139,14 +143,14 @@ pub async fn queue_due<S: ReportStore>(
 /// the MTA implements it. Report mails carry `TLS-Required: No`.
 pub trait MailSubmitter: Send + Sync {
     /// Hands over the complete message for the envelope `from` → `to`.
-    fn submit(&self, from: &str, to: &str, message: &[u8]) -> Attempt;
+    fn submit(&self, from: &str, to: &str, message: &[u8]) -> SendOutcome;
 }
 
 /// POSTs a gzipped report to an `https:` `rua` (RFC 8460 §5.4): see
 /// [`HttpsReportPoster`](crate::fetch::HttpsReportPoster) (feature `fetch`).
 pub trait ReportPoster: Send + Sync {
     /// POSTs `gzip` to `uri` with `Content-Type: application/tlsrpt+gzip`.
-    fn post(&self, uri: &str, gzip: &[u8]) -> Attempt;
+    fn post(&self, uri: &str, gzip: &[u8]) -> SendOutcome;
 }
 
 /// One delivery attempt made by [`send_due`].
@@ -187,7 +191,7 @@ pub fn send_due(
                     let to = mailto_address(&u);
                     mail.submit(from, &to, &entry.report.mail_message(from, &to, now))
                 }
-                _ => Attempt::Permanent(format!("{uri}: not an https: or mailto: URI")),
+                _ => SendOutcome::Permanent(format!("{uri}: not an https: or mailto: URI")),
             };
             let report_id = entry.report.report_id.clone();
             if let Some(state) = entry.record(i, attempt, now, retry) {
