@@ -479,7 +479,77 @@
 //! [`report::Aggregator`](crate::report::Aggregator) counts sessions per
 //! policy (type, text, domain, MX patterns) and failure details, and renders
 //! the §4.4 JSON of one policy domain; empty optional members are left out;
-//! IP addresses are written in canonical form. File names follow §5.3.
+//! IP addresses are written in canonical form. File names follow §5.1.
+//!
+//! ## Collecting (§4.1)
+//!
+//! [`report::Collector`](crate::report::Collector) records the sessions of
+//! every [`Delivery`](crate::engine::Delivery) outcome into a
+//! [`ReportStore`](crate::report::ReportStore): [`MemoryStore`](crate::report::MemoryStore),
+//! or [`JournalStore`](crate::report::JournalStore) (feature `fs`), an
+//! append-only journal of checksummed lines synced once per `record` call,
+//! compacted by atomic renames; a killed writer loses no recorded call and
+//! counts none twice (tested by killing one with SIGKILL). Stores only add
+//! increments, so collectors of several nodes sharing one store merge
+//! exactly. Sessions of one call with the same policy and failure are one
+//! increment. Windows are UTC days, 00:00:00Z to 23:59:59Z (hours for tests
+//! and impatient operators); the sessions of a call go to the window of the
+//! `now` it is given, so an MTA passes the time of the delivery.
+//!
+//! ## Reporting (§4.4, §5.1)
+//!
+//! A window is due once closed plus a spread delay drawn from the node seed
+//! (up to an hour by default: §4.1 asks senders not to report at 00:00Z all
+//! at once). Each policy domain gets one report with `organization-name`,
+//! `contact-info`, a report id unique to window, domain and node, the date
+//! range, and one entry per policy with its `policy-domain` — also for
+//! `no-policy-found`. [`AggregateReport::validate`](crate::report::AggregateReport::validate)
+//! refuses what receivers refuse (parsedmarc rejects reports without
+//! `policy-domain`, `contact-info` or `report-id`); reports are gzipped.
+//!
+//! ## Delivering (§3, §5.3, §5.4, §5.5)
+//!
+//! [`queue_due`](crate::report::queue_due) looks up `_smtp._tls` of each
+//! domain when the report is made (not when sessions were recorded: a
+//! record published or changed during the day counts), applies the
+//! exactly-one rule, and puts one [`OutboxEntry`](crate::report::OutboxEntry)
+//! per report with **every** `rua` in an [`OutboxStore`](crate::report::OutboxStore)
+//! (memory, or [`DirOutbox`](crate::report::DirOutbox): a file per report,
+//! replaced atomically). No record, several, or an invalid one: no report.
+//! A lookup that fails (timeout, SERVFAIL, bogus) keeps the window for the
+//! next call, for at most a day after the close; then that domain's report
+//! is dropped so that one broken domain does not hold the others back. A
+//! window is forgotten only once its reports are in the outbox.
+//!
+//! [`send_due`](crate::report::send_due) tries each due destination:
+//! `https:` through a [`ReportPoster`](crate::report::ReportPoster)
+//! ([`HttpsReportPoster`](crate::fetch::HttpsReportPoster): POST,
+//! `Content-Type: application/tlsrpt+gzip`, the certificate checked, no
+//! redirects, one timeout; 2xx delivered, 5xx and network errors retried,
+//! any other status refused for good), `mailto:` as the complete §5.3
+//! message ([`OutgoingReport::mail_message`](crate::report::OutgoingReport::mail_message):
+//! `multipart/report; report-type="tlsrpt"`, `TLS-Report-Domain`,
+//! `TLS-Report-Submitter`, the Subject "Report Domain: … Submitter: …
+//! Report-ID: <…>" in plain folded text, a text part, the report named per
+//! §5.1, and `TLS-Required: No`) handed to the MTA's
+//! [`MailSubmitter`](crate::report::MailSubmitter). A destination that fails
+//! is retried after 5 minutes, doubling up to 6 hours, and given up 4 days
+//! after the report was made ([`RetryPolicy`](crate::report::RetryPolicy));
+//! an entry leaves the outbox only when each destination is delivered or
+//! given up. Unlike senders that stop at the first accepted destination,
+//! every `rua` gets the report.
+//!
+//! ## The loop guard
+//!
+//! A report about failing to deliver reports would beget another. The MTA
+//! marks report mails with
+//! [`DeliveryContext::tls_required_no`](crate::engine::DeliveryContext::tls_required_no)
+//! — the engine never reads message headers — and then
+//! [`plan_for`](crate::engine::DestinationControls::plan_for) plans them
+//! without the recipient's DANE and MTA-STS (RFC 8689 §5: TLS when offered,
+//! delivered even when the certificate fails; TLS support `No` stays `No`),
+//! and [`Delivery::finish`](crate::engine::Delivery::finish) yields no
+//! sessions for them: report deliveries are never themselves reported.
 //!
 //! # The policy fetch (RFC 8461 §3.3; feature `fetch`)
 //!
