@@ -34,7 +34,19 @@
 //! #   sts-unavailable=none|may|encrypt|dane|dane-only|verify|secure: the answer for a policy that was
 //! #   announced but could not be had: none (default) answers NOTFOUND (main.cf's level applies); a
 //! #   level overrides main.cf for such domains (with policy_failure when tlsrpt=yes)
+//!
+//! # TLS-RPT (RFC 8460) for Postfix >= 3.10 (smtp_tlsrpt_enable = yes,
+//! # smtp_tlsrpt_socket_name = the socket below): all four lines, or none.
+//! tlsrpt-socket /var/spool/postfix/private/tlsrpt   # libtlsrpt's datagrams
+//! tlsrpt-store  /var/lib/smtp-tls-policy/tlsrpt     # the durable journal and outbox
+//! tlsrpt-org    "Example Mail" mailto:postmaster@example.net   # organization-name, contact-info
+//! tlsrpt-from   tlsrpt@mta.example.net              # report mails, handed to /usr/sbin/sendmail
 //! ```
+//!
+//! With TLS-RPT on, the server records the sessions Postfix reports, and
+//! every five minutes turns closed UTC days into reports for every `rua`
+//! of each domain's `_smtp._tls` record (DNS of the first zone): HTTPS
+//! POSTs, and mails through Postfix's `sendmail` marked `TLS-Required: No`.
 //!
 //! Signals: SIGTERM and SIGINT save the snapshots and exit; SIGHUP saves
 //! them now. Logs go to stderr.
@@ -58,6 +70,16 @@ const DEFAULT_CONFIG: &str = "listen inet:127.0.0.1:8461\nzone postfix\n";
 struct Config {
     server: ServerConfig,
     refresh: Duration,
+    tlsrpt: Option<Tlsrpt>,
+}
+
+/// The TLS-RPT lines of the configuration.
+#[derive(Default)]
+struct Tlsrpt {
+    socket: Option<PathBuf>,
+    store: Option<PathBuf>,
+    org: Option<(String, String)>,
+    from: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -100,6 +122,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt().with_writer(log::NonBlocking::stderr()).with_ansi(false).init();
     let refreshers: Vec<_> =
         config.server.zones().values().map(|z| z.resolver.start_refresher(config.refresh)).collect();
+    let dns = config.server.zones().values().next().map(|z| z.resolver.dns().clone());
     let server = match SocketmapServer::start(config.server) {
         Ok(s) => s,
         Err(e) => {
@@ -108,6 +131,16 @@ fn main() -> ExitCode {
         }
     };
     tracing::info!(addrs = ?server.local_addrs(), "socketmap server ready");
+    let reports = match (&config.tlsrpt, dns) {
+        (Some(t), Some(dns)) => match tlsrpt::start(t, dns) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("socketmap: TLS-RPT: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        _ => None,
+    };
     let Ok(mut signals) = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
@@ -135,6 +168,7 @@ fn main() -> ExitCode {
         drop(stop);
     });
     drop(refreshers);
+    drop(reports);
     let errors = server.shutdown();
     tracing::info!(errors = errors.len(), "stopped; cache snapshots saved");
     if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) }
@@ -144,6 +178,7 @@ fn main() -> ExitCode {
 fn parse(text: &str) -> Result<Config, Vec<String>> {
     let mut server = ServerConfig::default();
     let mut refresh = Duration::from_secs(3600);
+    let mut tlsrpt = Tlsrpt::default();
     let mut errors = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or_default().trim();
@@ -174,6 +209,21 @@ fn parse(text: &str) -> Result<Config, Vec<String>> {
             ("reply-ttl", [d]) => duration(d).map(|d| server = take(&mut server).reply_ttl(d)),
             ("request-timeout", [d]) => duration(d).map(|d| server = take(&mut server).request_timeout(d)),
             ("zone", [name, options @ ..]) => zone(options).map(|z| server = take(&mut server).zone(*name, z)),
+            ("tlsrpt-socket", [path]) => {
+                tlsrpt.socket = Some(PathBuf::from(path));
+                Ok(())
+            }
+            ("tlsrpt-store", [dir]) => {
+                tlsrpt.store = Some(PathBuf::from(dir));
+                Ok(())
+            }
+            ("tlsrpt-org", [..]) => {
+                quoted_pair(line.trim_start_matches("tlsrpt-org")).map(|pair| tlsrpt.org = Some(pair))
+            }
+            ("tlsrpt-from", [address]) if address.contains('@') => {
+                tlsrpt.from = Some((*address).to_owned());
+                Ok(())
+            }
             _ => Err(format!("unknown line {line:?}")),
         };
         if let Err(e) = result {
@@ -186,7 +236,13 @@ fn parse(text: &str) -> Result<Config, Vec<String>> {
     if server.zones().is_empty() {
         errors.push("no zone line: add e.g. \"zone postfix\"".into());
     }
-    if errors.is_empty() { Ok(Config { server, refresh }) } else { Err(errors) }
+    let any = tlsrpt.socket.is_some() || tlsrpt.store.is_some() || tlsrpt.org.is_some() || tlsrpt.from.is_some();
+    let all = tlsrpt.socket.is_some() && tlsrpt.store.is_some() && tlsrpt.org.is_some() && tlsrpt.from.is_some();
+    if any && !all {
+        errors.push("TLS-RPT needs all of tlsrpt-socket, tlsrpt-store, tlsrpt-org and tlsrpt-from".to_owned());
+    }
+    let tlsrpt = all.then_some(tlsrpt);
+    if errors.is_empty() { Ok(Config { server, refresh, tlsrpt }) } else { Err(errors) }
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -396,5 +452,125 @@ mod log {
         fn make_writer(&'a self) -> Line {
             Line { buf: Vec::with_capacity(256), sink: self.clone() }
         }
+    }
+}
+
+/// `"Organization Name" contact-uri`: a quoted name, then one word.
+fn quoted_pair(rest: &str) -> Result<(String, String), String> {
+    let rest = rest.trim();
+    let usage = || "tlsrpt-org wants \"Organization Name\" contact (a mailto: or https: URI)".to_owned();
+    let rest = rest.strip_prefix('"').ok_or_else(usage)?;
+    let (name, contact) = rest.split_once('"').ok_or_else(usage)?;
+    let contact = contact.trim();
+    if name.trim().is_empty() || contact.is_empty() || contact.contains(char::is_whitespace) {
+        return Err(usage());
+    }
+    Ok((name.to_owned(), contact.to_owned()))
+}
+
+/// TLS-RPT: the datagram socket, and the sender of the day's reports.
+mod tlsrpt {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    use std::sync::Arc;
+    use std::sync::mpsc::{Sender, channel};
+    use std::thread::JoinHandle;
+    use std::time::{Duration, SystemTime};
+
+    use smtp_tls_policy::dns::blocking::DnsResolver;
+    use smtp_tls_policy::fetch::{FetchConfig, HttpsReportPoster};
+    use smtp_tls_policy::name::DomainName;
+    use smtp_tls_policy::postfix::TlsrptListener;
+    use smtp_tls_policy::report::{
+        Collector, CollectorConfig, DirOutbox, JournalStore, MailSubmitter, RetryPolicy, SendOutcome, queue_due,
+        send_due,
+    };
+
+    /// Runs until dropped.
+    pub struct Running {
+        _listener: TlsrptListener,
+        stop: Option<Sender<()>>,
+        sender: Option<JoinHandle<()>>,
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            drop(self.stop.take());
+            if let Some(t) = self.sender.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    /// Report mails through Postfix's own queue: `sendmail -f FROM -- TO`.
+    struct Sendmail;
+
+    impl MailSubmitter for Sendmail {
+        fn submit(&self, from: &str, to: &str, message: &[u8]) -> SendOutcome {
+            let child =
+                Command::new("/usr/sbin/sendmail").args(["-i", "-f", from, "--", to]).stdin(Stdio::piped()).spawn();
+            let mut child = match child {
+                Ok(c) => c,
+                Err(e) => return SendOutcome::Temporary(format!("/usr/sbin/sendmail: {e}")),
+            };
+            let written = child.stdin.take().map(|mut i| i.write_all(message));
+            match (written, child.wait()) {
+                (Some(Ok(())), Ok(status)) if status.success() => SendOutcome::Delivered,
+                (_, Ok(status)) => SendOutcome::Temporary(format!("/usr/sbin/sendmail exited with {status}")),
+                (_, Err(e)) => SendOutcome::Temporary(format!("/usr/sbin/sendmail: {e}")),
+            }
+        }
+    }
+
+    pub fn start(config: &super::Tlsrpt, dns: DnsResolver) -> Result<Running, String> {
+        let (Some(socket), Some(store), Some((org, contact)), Some(from)) =
+            (&config.socket, &config.store, &config.org, &config.from)
+        else {
+            return Err("incomplete configuration".into());
+        };
+        let submitter =
+            from.rsplit('@').next().and_then(|d| DomainName::parse(d).ok()).ok_or("tlsrpt-from: no domain")?;
+        let journal = JournalStore::open(store.join("journal")).map_err(|e| e.to_string())?;
+        for skipped in journal.skipped() {
+            tracing::warn!("{skipped}");
+        }
+        let outbox = DirOutbox::open(store.join("outbox")).map_err(|e| e.to_string())?;
+        let collector =
+            Arc::new(Collector::new(journal, CollectorConfig::new(org.clone(), contact.clone(), submitter)));
+        let listener =
+            TlsrptListener::start(socket, Arc::clone(&collector)).map_err(|e| format!("{}: {e}", socket.display()))?;
+        let poster = HttpsReportPoster::new(FetchConfig::default()).map_err(|e| e.to_string())?;
+        let (stop, stopped) = channel::<()>();
+        let from = from.clone();
+        let sender = std::thread::Builder::new()
+            .name("tlsrpt-sender".into())
+            .spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(Duration::from_secs(300)) {
+                    let now = SystemTime::now();
+                    match runtime.block_on(queue_due(&collector, &outbox, dns.inner(), now)) {
+                        Ok(q) => {
+                            for id in q.queued {
+                                tracing::info!(report = %id, "TLS-RPT report queued");
+                            }
+                            for (domain, why) in q.no_record {
+                                tracing::info!(%domain, "no TLS-RPT report: {why}");
+                            }
+                        }
+                        Err(e) => tracing::warn!("TLS-RPT: {e}"),
+                    }
+                    match send_due(&outbox, now, &RetryPolicy::default(), &poster, &Sendmail, &from) {
+                        Ok(sent) => {
+                            for s in sent {
+                                tracing::info!(report = %s.report_id, uri = %s.uri, state = ?s.state, "TLS-RPT delivery");
+                            }
+                        }
+                        Err(e) => tracing::warn!("TLS-RPT outbox: {e}"),
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        tracing::info!(socket = %socket.display(), "TLS-RPT datagrams collected");
+        Ok(Running { _listener: listener, stop: Some(stop), sender: Some(sender) })
     }
 }

@@ -551,6 +551,20 @@
 //! and [`Delivery::finish`](crate::engine::Delivery::finish) yields no
 //! sessions for them: report deliveries are never themselves reported.
 //!
+//! ## Postfix's events
+//!
+//! Postfix ≥ 3.10 reports its TLS sessions through libtlsrpt, one JSON
+//! datagram per delivery request on a Unix socket
+//! ([`postfix::tlsrpt`](crate::postfix::tlsrpt) gives the format and how a
+//! datagram becomes sessions). [`TlsrptListener`](crate::postfix::TlsrptListener)
+//! takes them into a collector at the time they arrive, so the socketmap
+//! server that answers Postfix's TLS policy queries also makes its reports.
+//! Counts agree with sys4's tlsrpt-collectd for what Postfix sends (tested
+//! side by side); they differ on purpose for a successful entry that
+//! carries failure details (not counted here, so that a report never lists
+//! more failures than failed sessions) and for a failed entry without
+//! details (a `validation-failure` session here).
+//!
 //! # The policy fetch (RFC 8461 §3.3; feature `fetch`)
 //!
 //! [`fetch::PolicyFetcher`](crate::fetch::PolicyFetcher) fetches

@@ -53,6 +53,11 @@
 pub mod netstring;
 #[cfg(feature = "resolver")]
 pub mod server;
+pub mod tlsrpt;
+#[cfg(all(unix, feature = "resolver"))]
+mod tlsrpt_listener;
+#[cfg(all(unix, feature = "resolver"))]
+pub use tlsrpt_listener::TlsrptListener;
 
 use std::fmt;
 
