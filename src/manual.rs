@@ -532,7 +532,8 @@
 //! `TLS-Report-Submitter`, the Subject "Report Domain: … Submitter: …
 //! Report-ID: <…>" in plain folded text, a text part, the report named per
 //! §5.1, and `TLS-Required: No`) handed to the MTA's
-//! [`MailSubmitter`](crate::report::MailSubmitter). A destination that fails
+//! [`MailSubmitter`](crate::report::MailSubmitter) — its own queue, or
+//! `SmtpSubmitter` (feature `submission`) to a submission server. A destination that fails
 //! is retried after 5 minutes, doubling up to 6 hours, and given up 4 days
 //! after the report was made ([`RetryPolicy`](crate::report::RetryPolicy));
 //! an entry leaves the outbox only when each destination is delivered or

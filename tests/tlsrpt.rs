@@ -436,3 +436,32 @@ fn parsedmarc_reads(gzip: &[u8], eml: &[u8]) {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The §5.3 mail submitted over SMTP with STARTTLS (feature `submission`)
+/// to a local SMTP server, which receives it whole.
+#[cfg(feature = "submission")]
+#[test]
+fn report_mail_submitted_over_smtp_with_starttls() {
+    use smtp_tls_policy::report::{SmtpSubmitter, SubmissionConfig};
+    use support::smtp::{Starttls, smtp_server};
+    let pki = Pki::new();
+    let (chain, key) = pki.server("localhost", false);
+    let server = smtp_server("localhost", Starttls::with(chain, key));
+    let submitter =
+        SmtpSubmitter::new(SubmissionConfig::new("localhost").port(server.addr.port()).roots(vec![pki.ca_der.clone()]))
+            .unwrap();
+    let entry = ready_entry();
+    let message = entry.report.mail_message("tlsrpt@mta.example", "tlsrpt@company-y.example", at(entry.created));
+    assert_eq!(submitter.submit("tlsrpt@mta.example", "tlsrpt@company-y.example", &message), SendOutcome::Delivered);
+    let received = server.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1);
+    let mail = MessageParser::default().parse(received[0].as_bytes()).unwrap();
+    assert_eq!(mail.header_raw("TLS-Required").map(str::trim), Some("No"));
+    let attachment = mail.attachments().next().unwrap();
+    let report: AggregateReport = serde_json::from_str(&gunzip(attachment.contents())).unwrap();
+    report.validate().unwrap();
+
+    // A server that is not there: temporary, for the outbox to retry.
+    let gone = SmtpSubmitter::new(SubmissionConfig::new("localhost").port(1).roots(vec![pki.ca_der.clone()])).unwrap();
+    assert!(matches!(gone.submit("a@mta.example", "b@company-y.example", &message), SendOutcome::Temporary(_)));
+}

@@ -29,6 +29,8 @@ mod journal;
 mod outbox;
 mod record;
 mod session;
+#[cfg(feature = "submission")]
+mod submission;
 
 pub use aggregate::{
     AggregateReport, Aggregator, DateRange, FailureDetail, FailureDetails, PolicyDescription, PolicyReport, PolicyType,
@@ -47,6 +49,8 @@ pub use outbox::{
 };
 pub use record::{ReportUri, TLSRPT_VERSION, TlsRptError, TlsRptRecord, select_tlsrpt};
 pub use session::Session;
+#[cfg(feature = "submission")]
+pub use submission::{SmtpSubmitter, SubmissionConfig, SubmissionError, SubmissionSecurity};
 
 /// The result types (defined in a leaf module that the DANE and cache
 /// modules use too).
