@@ -88,8 +88,10 @@ fn ours(store: &MemoryStore) -> Counts {
     counts
 }
 
-/// tlsrpt-collectd's counts from its SQLite tables (what tlsrpt-reportd
-/// turns into the report: successes are `cntrtotal - cntrfailure`).
+/// tlsrpt-collectd's counts from its SQLite tables, summed the way
+/// tlsrpt-reportd writes its report (its `total-successful-session-count`
+/// is `cntrtotal - cntrfailure`, `total-failure-session-count` is
+/// `cntrfailure`, each `failed-session-count` the count of its detail).
 fn theirs(db: &Path) -> Counts {
     let script = r#"
 import json, sqlite3, sys
