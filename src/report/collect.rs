@@ -171,6 +171,15 @@ pub trait ReportStore: Send + Sync {
 
     /// Forgets `window` (once its reports are in the outbox).
     fn remove(&self, window: Window) -> Result<(), StoreError>;
+
+    /// Claims the making of `window`'s reports for the node `node` for
+    /// `ttl`: `true` for the one node that may go on. A store only one
+    /// collector uses always says yes; a shared one (Redis) gives a lease
+    /// that expires if its holder dies.
+    fn claim(&self, window: Window, node: u64, ttl: Duration) -> Result<bool, StoreError> {
+        let _ = (window, node, ttl);
+        Ok(true)
+    }
 }
 
 /// A [`ReportStore`] in memory: counts are lost with the process.
@@ -222,6 +231,9 @@ impl<S: ReportStore + ?Sized> ReportStore for std::sync::Arc<S> {
     }
     fn remove(&self, window: Window) -> Result<(), StoreError> {
         (**self).remove(window)
+    }
+    fn claim(&self, window: Window, node: u64, ttl: Duration) -> Result<bool, StoreError> {
+        (**self).claim(window, node, ttl)
     }
 }
 
@@ -300,6 +312,11 @@ impl CollectorConfig {
     /// The window length.
     pub fn window_length(&self) -> WindowLength {
         self.window
+    }
+
+    /// The node number.
+    pub fn node_id(&self) -> u64 {
+        self.node
     }
 }
 

@@ -24,10 +24,14 @@
 mod aggregate;
 mod collect;
 mod deliver;
+#[cfg(any(feature = "fs", feature = "redis"))]
+mod encode;
 #[cfg(feature = "fs")]
 mod journal;
 mod outbox;
 mod record;
+#[cfg(feature = "redis")]
+mod redis;
 mod session;
 #[cfg(feature = "submission")]
 mod submission;
@@ -48,6 +52,8 @@ pub use outbox::{
     tlsrpt_name,
 };
 pub use record::{ReportUri, TLSRPT_VERSION, TlsRptError, TlsRptRecord, select_tlsrpt};
+#[cfg(feature = "redis")]
+pub use redis::{DEFAULT_PREFIX, RedisOutbox, RedisReportStore};
 pub use session::Session;
 #[cfg(feature = "submission")]
 pub use submission::{SmtpSubmitter, SubmissionConfig, SubmissionError, SubmissionSecurity};

@@ -22,7 +22,18 @@ pub trait OutboxStore: Send + Sync {
     fn entries(&self) -> Result<Vec<OutboxEntry>, StoreError>;
     /// Removes the entry of this report id.
     fn remove(&self, report_id: &str) -> Result<(), StoreError>;
+
+    /// Claims the next attempts of `report_id` for `ttl`, so that of the
+    /// nodes sharing an outbox one sends it: `true` to go on. An outbox of
+    /// one node always says yes.
+    fn claim(&self, report_id: &str, ttl: std::time::Duration) -> Result<bool, StoreError> {
+        let _ = (report_id, ttl);
+        Ok(true)
+    }
 }
+
+/// How long a node holds a window or an outbox entry it works on.
+const LEASE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// An [`OutboxStore`] in memory.
 #[derive(Debug, Default)]
@@ -113,6 +124,10 @@ pub async fn queue_due<S: ReportStore>(
 ) -> Result<Queued, CollectError> {
     let mut done = Queued::default();
     'windows: for window in collector.due(now)? {
+        // Of the nodes sharing the store, one makes the window's reports.
+        if !collector.store().claim(window, collector.config().node_id(), LEASE)? {
+            continue;
+        }
         let mut entries = Vec::new();
         let mut no_record = Vec::new();
         for ready in collector.reports(window)? {
@@ -181,6 +196,9 @@ pub fn send_due(
     for mut entry in outbox.entries()? {
         let due = entry.due(now);
         if due.is_empty() && !entry.is_done() {
+            continue;
+        }
+        if !outbox.claim(&entry.report.report_id, LEASE)? {
             continue;
         }
         for i in due {

@@ -1,0 +1,247 @@
+//! TLS-RPT state shared on a real Redis (Debian's `redis-server`, started
+//! by each test on 127.0.0.1 with its own port and directory): several
+//! nodes, one report per domain and day with the summed counts, sent once;
+//! Redis killed and restarted empty; hostile values; a node dying while it
+//! holds a lease. Required when SMTP_TLS_POLICY_REQUIRE_REDIS or CI is set.
+#![cfg(all(feature = "redis", feature = "fetch"))]
+
+#[path = "../examples/support/mod.rs"]
+mod support;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use smtp_tls_policy::discovery::DnssecStatus;
+use smtp_tls_policy::name::DomainName;
+use smtp_tls_policy::report::{
+    Collector, CollectorConfig, FailureDetail, MailSubmitter, OutboxStore, RedisOutbox, RedisReportStore, ReportPolicy,
+    ReportPoster, ReportStore, ResultType, RetryPolicy, SendOutcome, Session, StoreError, Window, WindowLength,
+    queue_due, send_due,
+};
+use support::memory::{MemoryDns, records};
+
+/// 2026-12-08T12:00:00Z.
+const NOON: u64 = 1_796_731_200;
+
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+fn name(s: &str) -> DomainName {
+    DomainName::parse(s).unwrap()
+}
+
+/// A redis-server of this test.
+struct Redis {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Redis {
+    fn start(tag: &str) -> Option<Self> {
+        if Command::new("redis-server").arg("--version").output().is_err() {
+            let required =
+                std::env::var_os("SMTP_TLS_POLICY_REQUIRE_REDIS").is_some() || std::env::var_os("CI").is_some();
+            assert!(!required, "redis-server is required here: apt-get install redis-server");
+            eprintln!("redis-server not installed: skipping");
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = std::env::temp_dir().join(format!("smtp-tls-policy-redis-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut redis = Self { port, dir, child: None };
+        redis.run();
+        Some(redis)
+    }
+
+    fn run(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(10), "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli").args(["-p", &self.port.to_string()]).args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn store(redis: &Redis, prefix: &str) -> RedisReportStore {
+    RedisReportStore::open(&redis.url(), prefix, Duration::from_millis(500)).unwrap()
+}
+
+fn config(node: u64) -> CollectorConfig {
+    CollectorConfig::new("Cluster", "mailto:postmaster@mta.example", name("mta.example"))
+        .node(node)
+        .spread(Duration::ZERO)
+}
+
+fn sessions(domain: &str) -> Vec<Session> {
+    let d = name(domain);
+    let none = ReportPolicy::none(&d);
+    let mx = name(&format!("mx.{domain}"));
+    vec![
+        Session::success(none.clone()),
+        Session::failure(none, FailureDetail::new(ResultType::StarttlsNotSupported, Some(&mx))),
+    ]
+}
+
+#[derive(Default)]
+struct Counting(Mutex<Vec<String>>);
+
+impl ReportPoster for Counting {
+    fn post(&self, uri: &str, _gzip: &[u8]) -> SendOutcome {
+        self.0.lock().unwrap().push(uri.to_owned());
+        SendOutcome::Delivered
+    }
+}
+
+impl MailSubmitter for Counting {
+    fn submit(&self, _from: &str, to: &str, _message: &[u8]) -> SendOutcome {
+        self.0.lock().unwrap().push(to.to_owned());
+        SendOutcome::Delivered
+    }
+}
+
+/// Three nodes count into one Redis: one report per domain and day with
+/// the summed counts, made by one node and sent once.
+#[test]
+fn three_nodes_make_one_report_per_domain_and_day() {
+    let Some(redis) = Redis::start("nodes") else { return };
+    let nodes: Vec<_> = (1..=3).map(|n| Collector::new(store(&redis, "t1"), config(n))).collect();
+    std::thread::scope(|s| {
+        for node in &nodes {
+            s.spawn(move || {
+                for _ in 0..20 {
+                    node.record(at(NOON), &sessions("a.example")).unwrap();
+                    node.record(at(NOON), &sessions("b.example")).unwrap();
+                }
+            });
+        }
+    });
+    let window = Window::containing(at(NOON), WindowLength::Day);
+    let counts = nodes[0].store().counts(window).unwrap();
+    assert_eq!(counts.totals(&name("a.example")), (60, 60));
+    assert_eq!(counts.totals(&name("b.example")), (60, 60));
+
+    let dns = MemoryDns::new()
+        .txt(
+            "_smtp._tls.a.example",
+            Ok(records(vec!["v=TLSRPTv1; rua=https://r.a.example/t".into()], DnssecStatus::Insecure)),
+        )
+        .txt(
+            "_smtp._tls.b.example",
+            Ok(records(vec!["v=TLSRPTv1; rua=mailto:t@b.example".into()], DnssecStatus::Insecure)),
+        );
+    let outboxes: Vec<_> =
+        (1..=3).map(|n| RedisOutbox::open(&redis.url(), "t1", n, Duration::from_millis(500)).unwrap()).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let later = window.closes() + Duration::from_secs(60);
+    let queued: Vec<usize> = nodes
+        .iter()
+        .zip(&outboxes)
+        .map(|(node, outbox)| runtime.block_on(queue_due(node, outbox, &dns, later)).unwrap().queued.len())
+        .collect();
+    assert_eq!(queued.iter().sum::<usize>(), 2, "one node made both reports: {queued:?}");
+    let entries = outboxes[2].entries().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert!(nodes.iter().all(|n| n.store().windows().unwrap().is_empty()), "the window is gone for every node");
+
+    let sent = Counting::default();
+    for outbox in &outboxes {
+        send_due(outbox, later, &RetryPolicy::default(), &sent, &sent, "tlsrpt@mta.example").unwrap();
+    }
+    let mut to = sent.0.lock().unwrap().clone();
+    to.sort();
+    assert_eq!(to, ["https://r.a.example/t", "t@b.example"], "each report sent once");
+    assert!(outboxes[0].entries().unwrap().is_empty());
+}
+
+/// Redis down: a record fails at once with Unavailable (the MTA goes on
+/// delivering); Redis back, empty: recording resumes without a restart.
+#[test]
+fn redis_killed_and_restarted_empty() {
+    let Some(mut redis) = Redis::start("kill") else { return };
+    let collector = Collector::new(store(&redis, "t2"), config(1));
+    collector.record(at(NOON), &sessions("a.example")).unwrap();
+    redis.kill();
+    let started = Instant::now();
+    let err = collector.record(at(NOON), &sessions("a.example")).unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3), "bounded by the timeout: {:?}", started.elapsed());
+    assert!(collector.due(at(NOON + 86_400)).is_err());
+    redis.run();
+    collector.record(at(NOON), &sessions("a.example")).unwrap();
+    let window = Window::containing(at(NOON), WindowLength::Day);
+    assert_eq!(collector.store().counts(window).unwrap().totals(&name("a.example")), (1, 1), "only what came after");
+}
+
+/// Values planted in Redis that do not read are skipped, never counted.
+#[test]
+fn hostile_values_are_skipped() {
+    let Some(redis) = Redis::start("hostile") else { return };
+    let s = store(&redis, "t3");
+    let collector = Collector::new(s, config(1));
+    collector.record(at(NOON), &sessions("a.example")).unwrap();
+    let window = Window::containing(at(NOON), WindowLength::Day);
+    let key = format!("t3:tlsrpt:v1:w:{}:86400", window.start_secs());
+    redis.cli(&["HSET", &key, "not json", "5"]);
+    redis.cli(&["HSET", &key, r#"{"window":[0,0],"domain":"bad_domain","policy_type":"sts","count":0}"#, "7"]);
+    redis.cli(&["HSET", &key, r#"{"window":[0,0],"domain":"c.example","policy_type":"sts","count":0}"#, "many"]);
+    redis.cli(&["SADD", "t3:tlsrpt:v1:windows", "12:86400", "garbage"]);
+    let counts = collector.store().counts(window).unwrap();
+    assert_eq!(counts.domains(), vec![name("a.example")]);
+    assert_eq!(counts.totals(&name("a.example")), (1, 1));
+    assert_eq!(collector.store().windows().unwrap(), vec![window]);
+    assert!(collector.store().skipped() >= 4, "{}", collector.store().skipped());
+    collector.reports(window).unwrap().iter().for_each(|r| r.report.validate().unwrap());
+}
+
+/// A node that dies holding a window's lease blocks the others only until
+/// the lease expires.
+#[test]
+fn a_node_killed_while_holding_a_lease() {
+    let Some(redis) = Redis::start("lease") else { return };
+    let (a, b) = (store(&redis, "t4"), store(&redis, "t4"));
+    let window = Window::containing(at(NOON), WindowLength::Day);
+    assert!(a.claim(window, 1, Duration::from_millis(300)).unwrap());
+    assert!(a.claim(window, 1, Duration::from_millis(300)).unwrap(), "the holder keeps its lease");
+    assert!(!b.claim(window, 2, Duration::from_millis(300)).unwrap());
+    drop(a); // node 1 dies without finishing
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(b.claim(window, 2, Duration::from_millis(300)).unwrap(), "the lease expired");
+}
