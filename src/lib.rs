@@ -84,6 +84,8 @@ pub mod fetch;
 pub mod manual;
 pub mod name;
 pub mod postfix;
+#[cfg(feature = "redis")]
+mod redis_link;
 pub mod report;
 #[cfg(feature = "resolver")]
 pub mod resolver;

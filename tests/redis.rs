@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
+use smtp_tls_policy::cache::{CacheConfig, PolicyCache, RedisStore, TxtLookup};
 use smtp_tls_policy::discovery::DnssecStatus;
 use smtp_tls_policy::name::DomainName;
 use smtp_tls_policy::report::{
@@ -21,6 +22,7 @@ use smtp_tls_policy::report::{
     ReportPoster, ReportStore, ResultType, RetryPolicy, SendOutcome, Session, StoreError, Window, WindowLength,
     queue_due, send_due,
 };
+use smtp_tls_policy::sts::{Policy, PolicyId};
 use support::memory::{MemoryDns, records};
 
 /// 2026-12-08T12:00:00Z.
@@ -205,7 +207,12 @@ fn redis_killed_and_restarted_empty() {
     assert!(started.elapsed() < Duration::from_secs(3), "bounded by the timeout: {:?}", started.elapsed());
     assert!(collector.due(at(NOON + 86_400)).is_err());
     redis.run();
-    collector.record(at(NOON), &sessions("a.example")).unwrap();
+    // Sharing resumes by itself once Redis answers (after a short pause).
+    let started = Instant::now();
+    while collector.record(at(NOON), &sessions("a.example")).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(5), "no reconnect");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let window = Window::containing(at(NOON), WindowLength::Day);
     assert_eq!(collector.store().counts(window).unwrap().totals(&name("a.example")), (1, 1), "only what came after");
 }
@@ -244,4 +251,90 @@ fn a_node_killed_while_holding_a_lease() {
     drop(a); // node 1 dies without finishing
     std::thread::sleep(Duration::from_millis(400));
     assert!(b.claim(window, 2, Duration::from_millis(300)).unwrap(), "the lease expired");
+}
+
+fn cache_on(redis: &Redis, prefix: &str) -> (PolicyCache, std::sync::Arc<RedisStore>) {
+    let store = std::sync::Arc::new(RedisStore::open(&redis.url(), prefix, Duration::from_millis(300)).unwrap());
+    (PolicyCache::new(CacheConfig::default()).with_store(store.clone()), store)
+}
+
+const POLICY: &str = "version: STSv1\nmode: enforce\nmx: *.mail.example.com\nmax_age: 86400\n";
+
+/// Three nodes' caches over one Redis: the policy one node fetched is the
+/// others' too, so a new domain is fetched once in the cluster; its key
+/// lives as long as the policy (RFC 8461 §3.3 max_age).
+#[test]
+fn three_caches_share_one_fetch() {
+    let Some(redis) = Redis::start("cache") else { return };
+    let nodes: Vec<_> = (0..3).map(|_| cache_on(&redis, "c1")).collect();
+    let domain = name("example.com");
+    let id = PolicyId::parse("20261203").unwrap();
+    let now = SystemTime::now();
+    let fetches = std::sync::atomic::AtomicUsize::new(0);
+    for (cache, _) in &nodes {
+        let decision = cache.lookup(&domain, TxtLookup::Record(id), now, |_| {
+            fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(Policy::parse(POLICY).unwrap())
+        });
+        assert!(decision.policy().is_some(), "{decision:?}");
+    }
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1, "one fetch across three nodes");
+    let ttl: i64 = redis.cli(&["TTL", "c1:sts:v1:example.com"]).trim().parse().unwrap();
+    assert!((86_000..=86_400).contains(&ttl), "TTL {ttl}");
+}
+
+/// A hostile value planted in Redis is ignored (and counted), never
+/// applied; the node fetches and the value is replaced by a valid one.
+#[test]
+fn a_hostile_policy_value_is_ignored() {
+    let Some(redis) = Redis::start("cache-hostile") else { return };
+    let (cache, store) = cache_on(&redis, "c2");
+    let domain = name("example.com");
+    for value in [
+        "not json",
+        r#"{"v":1,"id":"20261203","fetched_at":1,"policy":"version: STSv1\nmode: enforce\nmax_age: 86400\n"}"#,
+        r#"{"v":9,"id":"20261203","fetched_at":1,"policy":"x"}"#,
+        r#"{"v":1,"id":"bad id!","fetched_at":1,"policy":"x"}"#,
+    ] {
+        redis.cli(&["SET", "c2:sts:v1:example.com", value]);
+        let fresh = PolicyCache::new(CacheConfig::default()).with_store(store.clone());
+        let mut fetched = false;
+        let d =
+            fresh.lookup(&domain, TxtLookup::Record(PolicyId::parse("20261203").unwrap()), SystemTime::now(), |_| {
+                fetched = true;
+                Ok(Policy::parse(POLICY).unwrap())
+            });
+        assert!(fetched, "{value}: the planted value was used");
+        assert!(d.policy().is_some());
+    }
+    assert_eq!(store.skipped(), 4);
+    let _ = cache;
+    assert!(
+        redis.cli(&["GET", "c2:sts:v1:example.com"]).contains("*.mail.example.com"),
+        "replaced by the fetched policy"
+    );
+}
+
+/// Redis gone: a node keeps applying the live policies it holds, a node
+/// that holds none fetches by itself, and the store says it is degraded.
+#[test]
+fn redis_down_the_cache_keeps_deciding() {
+    let Some(mut redis) = Redis::start("cache-down") else { return };
+    let (cache, store) = cache_on(&redis, "c3");
+    let domain = name("example.com");
+    let id = PolicyId::parse("20261203").unwrap();
+    let now = SystemTime::now();
+    assert!(
+        cache.lookup(&domain, TxtLookup::Record(id), now, |_| Ok(Policy::parse(POLICY).unwrap())).policy().is_some()
+    );
+    redis.kill();
+    let d = cache.lookup(&domain, TxtLookup::Record(id), now, |_| panic!("a live local policy needs no fetch"));
+    assert!(d.policy().is_some());
+    let (other, other_store) = cache_on(&redis, "c3");
+    let started = Instant::now();
+    let d = other.lookup(&domain, TxtLookup::Record(id), now, |_| Ok(Policy::parse(POLICY).unwrap()));
+    assert!(d.policy().is_some());
+    assert!(started.elapsed() < Duration::from_secs(2), "bounded by the timeout: {:?}", started.elapsed());
+    assert!(other_store.is_degraded() && other_store.failures() >= 1);
+    let _ = store;
 }

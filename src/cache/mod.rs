@@ -88,6 +88,10 @@ pub use snapshot::{Restored, SnapshotError};
 #[cfg(feature = "fs")]
 pub use snapshot::{load_snapshot, save_snapshot};
 pub use store::{CacheStore, MemoryStore, StoreError, StoredPolicy};
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
 
 /// The outcome of the `_mta-sts` TXT lookup for a domain (RFC 8461 §3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,7 +21,6 @@
 //! [`StoreError::Unavailable`] at once and the connection is made again on
 //! the next call.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -30,87 +29,13 @@ use super::collect::{Increment, ReportStore, StoreError, Window};
 use super::deliver::OutboxEntry;
 use super::encode::CountRecord;
 use super::outbox::OutboxStore;
+use crate::redis_link::Link;
 
-/// The default key prefix.
-pub const DEFAULT_PREFIX: &str = "stp";
+pub use crate::redis_link::DEFAULT_PREFIX;
 
 /// How long a window's counts stay in Redis after the window closes, if
 /// no node reports them (a week).
 const RETENTION: Duration = Duration::from_secs(7 * 86_400);
-
-/// A connection made on demand and dropped after an error.
-struct Link {
-    client: redis::Client,
-    conn: Mutex<Option<redis::Connection>>,
-    timeout: Duration,
-    prefix: String,
-}
-
-impl std::fmt::Debug for Link {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Link").field("prefix", &self.prefix).field("timeout", &self.timeout).finish_non_exhaustive()
-    }
-}
-
-impl Link {
-    fn open(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let client =
-            redis::Client::open(url).map_err(|e| StoreError::Unavailable(format!("{}: {e}", redacted(url))))?;
-        Ok(Self { client, conn: Mutex::new(None), timeout, prefix: prefix.to_owned() })
-    }
-
-    fn key(&self, rest: &str) -> String {
-        format!("{}:tlsrpt:v1:{rest}", self.prefix)
-    }
-
-    /// Runs `f` on the connection, connecting first if needed; an error
-    /// drops the connection.
-    fn with<T>(&self, f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T, StoreError> {
-        let mut slot = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if slot.is_none() {
-            let conn = self
-                .client
-                .get_connection_with_timeout(self.timeout)
-                .and_then(|c| {
-                    c.set_read_timeout(Some(self.timeout))?;
-                    c.set_write_timeout(Some(self.timeout))?;
-                    Ok(c)
-                })
-                .map_err(|e| StoreError::Unavailable(format!("cannot reach Redis: {e}")))?;
-            *slot = Some(conn);
-        }
-        let Some(conn) = slot.as_mut() else { return Err(StoreError::Unavailable("no connection".into())) };
-        match f(conn) {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                *slot = None;
-                Err(StoreError::Unavailable(format!("Redis: {e}")))
-            }
-        }
-    }
-
-    /// `SET key node NX PX ttl`, or the lease is already this node's.
-    fn lease(&self, key: &str, node: u64, ttl: Duration) -> Result<bool, StoreError> {
-        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let holder = format!("{node:016x}");
-        self.with(|c| {
-            let set: Option<String> = redis::cmd("SET").arg(key).arg(&holder).arg("NX").arg("PX").arg(ms).query(c)?;
-            if set.is_some() {
-                return Ok(true);
-            }
-            let current: Option<String> = redis::cmd("GET").arg(key).query(c)?;
-            Ok(current.as_deref() == Some(holder.as_str()))
-        })
-    }
-}
-
-/// The password of a `redis://user:password@host` URL, hidden for logs.
-fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://…{}", &url[..scheme], &url[at..]),
-        _ => url.to_owned(),
-    }
-}
 
 /// A [`ReportStore`] on Redis (see the module docs for the keys).
 #[derive(Debug)]
@@ -124,7 +49,8 @@ impl RedisReportStore {
     /// `rediss://` for TLS) under `prefix`, each operation bounded by
     /// `timeout`. Nothing is connected until the first call.
     pub fn open(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
-        Ok(Self { link: Link::open(url, prefix, timeout)?, skipped: AtomicU64::new(0) })
+        let link = Link::open(url, prefix, timeout).map_err(StoreError::Unavailable)?;
+        Ok(Self { link, skipped: AtomicU64::new(0) })
     }
 
     /// Fields read back that were not valid, and so not counted.
@@ -132,8 +58,12 @@ impl RedisReportStore {
         self.skipped.load(Ordering::Relaxed)
     }
 
+    fn key(&self, rest: &str) -> String {
+        self.link.key(&format!("tlsrpt:v1:{rest}"))
+    }
+
     fn window_key(&self, w: Window) -> String {
-        self.link.key(&format!("w:{}:{}", w.start_secs(), w.length_secs()))
+        self.key(&format!("w:{}:{}", w.start_secs(), w.length_secs()))
     }
 }
 
@@ -146,7 +76,7 @@ fn field(i: &Increment) -> String {
 
 impl ReportStore for RedisReportStore {
     fn add(&self, increments: &[Increment]) -> Result<(), StoreError> {
-        let windows = self.link.key("windows");
+        let windows = self.key("windows");
         self.link.with(|c| {
             let mut pipe = redis::pipe();
             pipe.atomic();
@@ -166,7 +96,7 @@ impl ReportStore for RedisReportStore {
     }
 
     fn windows(&self) -> Result<Vec<Window>, StoreError> {
-        let members: Vec<String> = self.link.with(|c| redis::cmd("SMEMBERS").arg(self.link.key("windows")).query(c))?;
+        let members: Vec<String> = self.link.with(|c| redis::cmd("SMEMBERS").arg(self.key("windows")).query(c))?;
         let mut windows: Vec<Window> = members
             .iter()
             .filter_map(|m| {
@@ -213,7 +143,7 @@ impl ReportStore for RedisReportStore {
                 .arg(self.window_key(window))
                 .ignore()
                 .cmd("SREM")
-                .arg(self.link.key("windows"))
+                .arg(self.key("windows"))
                 .arg(&member)
                 .ignore()
                 .query::<()>(c)
@@ -221,7 +151,7 @@ impl ReportStore for RedisReportStore {
     }
 
     fn claim(&self, window: Window, node: u64, ttl: Duration) -> Result<bool, StoreError> {
-        let key = self.link.key(&format!("lease:{}:{}", window.start_secs(), window.length_secs()));
+        let key = self.key(&format!("lease:{}:{}", window.start_secs(), window.length_secs()));
         self.link.lease(&key, node, ttl)
     }
 }
@@ -238,30 +168,34 @@ impl RedisOutbox {
     /// An outbox at `url` under `prefix` for the node `node` (see
     /// [`RedisReportStore::open`]).
     pub fn open(url: &str, prefix: &str, node: u64, timeout: Duration) -> Result<Self, StoreError> {
-        Ok(Self { link: Link::open(url, prefix, timeout)?, node })
+        Ok(Self { link: Link::open(url, prefix, timeout).map_err(StoreError::Unavailable)?, node })
+    }
+}
+
+impl RedisOutbox {
+    fn key(&self, rest: &str) -> String {
+        self.link.key(&format!("tlsrpt:v1:{rest}"))
     }
 }
 
 impl OutboxStore for RedisOutbox {
     fn put(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
         let json = serde_json::to_string(entry).unwrap_or_default();
-        self.link.with(|c| {
-            redis::cmd("HSET").arg(self.link.key("outbox")).arg(&entry.report.report_id).arg(&json).query::<()>(c)
-        })
+        self.link
+            .with(|c| redis::cmd("HSET").arg(self.key("outbox")).arg(&entry.report.report_id).arg(&json).query::<()>(c))
     }
 
     fn entries(&self) -> Result<Vec<OutboxEntry>, StoreError> {
-        let all: Vec<(String, String)> =
-            self.link.with(|c| redis::cmd("HGETALL").arg(self.link.key("outbox")).query(c))?;
+        let all: Vec<(String, String)> = self.link.with(|c| redis::cmd("HGETALL").arg(self.key("outbox")).query(c))?;
         // One entry that does not read never stops the others.
         Ok(all.iter().filter_map(|(_, v)| serde_json::from_str(v).ok()).collect())
     }
 
     fn remove(&self, report_id: &str) -> Result<(), StoreError> {
-        self.link.with(|c| redis::cmd("HDEL").arg(self.link.key("outbox")).arg(report_id).query::<()>(c))
+        self.link.with(|c| redis::cmd("HDEL").arg(self.key("outbox")).arg(report_id).query::<()>(c))
     }
 
     fn claim(&self, report_id: &str, ttl: Duration) -> Result<bool, StoreError> {
-        self.link.lease(&self.link.key(&format!("send:{report_id}")), self.node, ttl)
+        self.link.lease(&self.key(&format!("send:{report_id}")), self.node, ttl)
     }
 }

@@ -68,6 +68,8 @@ pub struct ResolverConfig {
     pub(crate) cache: CacheConfig,
     /// The destination controls (profiles and routes).
     pub(crate) controls: DestinationControls,
+    /// The shared tier of the policy cache (a cluster's Redis).
+    pub(crate) cache_store: Option<Arc<dyn crate::cache::CacheStore>>,
 }
 
 impl ResolverConfig {
@@ -86,6 +88,15 @@ impl ResolverConfig {
     /// Sets the cache configuration.
     pub fn cache(mut self, cache: CacheConfig) -> Self {
         self.cache = cache;
+        self
+    }
+
+    /// Backs the policy cache with a store the nodes of a cluster share
+    /// (e.g. [`RedisStore`](crate::cache::RedisStore), feature `redis`): a
+    /// domain this node does not hold is looked up there before a fetch,
+    /// and every fetched policy is written there.
+    pub fn cache_store(mut self, store: Arc<dyn crate::cache::CacheStore>) -> Self {
+        self.cache_store = Some(store);
         self
     }
 
@@ -246,7 +257,10 @@ impl PolicyResolver {
         }
         let dns = DnsResolver::new(config.dns)?;
         let fetcher = PolicyFetcher::new(config.fetch).map_err(ResolveError::Fetch)?;
-        let cache = PolicyCache::new(config.cache);
+        let cache = match config.cache_store {
+            Some(store) => PolicyCache::new(config.cache).with_store(store),
+            None => PolicyCache::new(config.cache),
+        };
         Ok(Self { inner: Arc::new(Inner { dns, fetcher, cache, controls: config.controls }) })
     }
 
