@@ -34,11 +34,14 @@
 //! #   sts-unavailable=none|may|encrypt|dane|dane-only|verify|secure: the answer for a policy that was
 //! #   announced but could not be had: none (default) answers NOTFOUND (main.cf's level applies); a
 //! #   level overrides main.cf for such domains (with policy_failure when tlsrpt=yes)
+//! #   store=redis://[user:pass@]host:6379/0 (or rediss://): the policy cache shared by the nodes
+//! #   of a cluster (build with --features redis); Redis down: decisions go on from the local cache
 //!
 //! # TLS-RPT (RFC 8460) for Postfix >= 3.10 (smtp_tlsrpt_enable = yes,
 //! # smtp_tlsrpt_socket_name = the socket below): all four lines, or none.
 //! tlsrpt-socket /var/spool/postfix/private/tlsrpt   # libtlsrpt's datagrams
-//! tlsrpt-store  /var/lib/smtp-tls-policy/tlsrpt     # the durable journal and outbox
+//! tlsrpt-store  /var/lib/smtp-tls-policy/tlsrpt     # the durable journal and outbox (or redis://…
+//!                                                   # shared by a cluster: one report per domain and day)
 //! tlsrpt-org    "Example Mail" mailto:postmaster@example.net   # organization-name, contact-info
 //! tlsrpt-from   tlsrpt@mta.example.net              # report mails, handed to /usr/sbin/sendmail
 //! ```
@@ -268,6 +271,7 @@ fn zone(options: &[&str]) -> Result<Zone, String> {
     let mut anchor = None;
     let mut degrade = false;
     let mut unavailable = None;
+    let mut store = None;
     for option in options {
         let (key, value) = option.split_once('=').ok_or_else(|| format!("{option:?}: expected key=value"))?;
         match key {
@@ -341,6 +345,7 @@ fn zone(options: &[&str]) -> Result<Zone, String> {
                     _ => return Err(format!("dnssec-broken={value}: expected refuse or degrade")),
                 }
             }
+            "store" => store = Some(cache_store(value)?),
             _ => return Err(format!("unknown zone option {key:?}")),
         }
     }
@@ -355,9 +360,11 @@ fn zone(options: &[&str]) -> Result<Zone, String> {
     let controls = DestinationControls::new(Profile::new(TlsSupport::Preferred, dane, StsSupport::On))
         .with_options(Options::default().testing_as_enforce(strict));
     let validating = matches!(dnssec, "validate");
-    let resolver =
-        PolicyResolver::new(ResolverConfig::default().dns(dns.degraded(degrade)).fetch(fetch).controls(controls))
-            .map_err(|e| e.to_string())?;
+    let mut config = ResolverConfig::default().dns(dns.degraded(degrade)).fetch(fetch).controls(controls);
+    if let Some(store) = store {
+        config = config.cache_store(store);
+    }
+    let resolver = PolicyResolver::new(config).map_err(|e| e.to_string())?;
     // At start: can these servers validate at all? (A resolver path that
     // strips DNSSEC would otherwise make every MX lookup fail.)
     if validating {
@@ -455,6 +462,23 @@ mod log {
     }
 }
 
+/// `store=redis://…`: the policy cache shared by the nodes of a cluster
+/// (needs the `redis` feature).
+#[cfg(feature = "redis")]
+fn cache_store(url: &str) -> Result<std::sync::Arc<dyn smtp_tls_policy::cache::CacheStore>, String> {
+    let prefix = smtp_tls_policy::report::DEFAULT_PREFIX;
+    let store = smtp_tls_policy::cache::RedisStore::open(url, prefix, Duration::from_millis(250))
+        .map_err(|e| format!("store={url}: {e}"))?;
+    Ok(std::sync::Arc::new(store))
+}
+
+#[cfg(not(feature = "redis"))]
+fn cache_store(url: &str) -> Result<std::sync::Arc<dyn smtp_tls_policy::cache::CacheStore>, String> {
+    Err(format!(
+        "store={url}: build with the redis feature (cargo build --release --features redis --example socketmap)"
+    ))
+}
+
 /// `"Organization Name" contact-uri`: a quoted name, then one word.
 fn quoted_pair(rest: &str) -> Result<(String, String), String> {
     let rest = rest.trim();
@@ -482,8 +506,8 @@ mod tlsrpt {
     use smtp_tls_policy::name::DomainName;
     use smtp_tls_policy::postfix::TlsrptListener;
     use smtp_tls_policy::report::{
-        Collector, CollectorConfig, DirOutbox, JournalStore, MailSubmitter, RetryPolicy, SendOutcome, queue_due,
-        send_due,
+        Collector, CollectorConfig, DirOutbox, JournalStore, MailSubmitter, OutboxStore, ReportStore, RetryPolicy,
+        SendOutcome, queue_due, send_due,
     };
 
     /// Runs until dropped.
@@ -522,6 +546,44 @@ mod tlsrpt {
         }
     }
 
+    /// This node's number: from the host name, so that it stays the same
+    /// across restarts and differs between the nodes of a cluster.
+    fn node_id() -> u64 {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        host.trim().bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    }
+
+    type Stores = (Arc<dyn ReportStore>, Arc<dyn OutboxStore>);
+
+    /// A directory (journal and outbox files), or `redis://…` shared by the
+    /// nodes of a cluster (the `redis` feature).
+    fn stores(at: &std::path::Path, node: u64) -> Result<Stores, String> {
+        let text = at.to_string_lossy();
+        if text.starts_with("redis://") || text.starts_with("rediss://") {
+            return redis_stores(&text, node);
+        }
+        let journal = JournalStore::open(at.join("journal")).map_err(|e| e.to_string())?;
+        for skipped in journal.skipped() {
+            tracing::warn!("{skipped}");
+        }
+        let outbox = DirOutbox::open(at.join("outbox")).map_err(|e| e.to_string())?;
+        Ok((Arc::new(journal), Arc::new(outbox)))
+    }
+
+    #[cfg(feature = "redis")]
+    fn redis_stores(url: &str, node: u64) -> Result<Stores, String> {
+        use smtp_tls_policy::report::{DEFAULT_PREFIX, RedisOutbox, RedisReportStore};
+        let timeout = Duration::from_millis(500);
+        let reports = RedisReportStore::open(url, DEFAULT_PREFIX, timeout).map_err(|e| e.to_string())?;
+        let outbox = RedisOutbox::open(url, DEFAULT_PREFIX, node, timeout).map_err(|e| e.to_string())?;
+        Ok((Arc::new(reports), Arc::new(outbox)))
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn redis_stores(url: &str, _node: u64) -> Result<Stores, String> {
+        Err(format!("tlsrpt-store {url}: build with the redis feature"))
+    }
+
     pub fn start(config: &super::Tlsrpt, dns: DnsResolver) -> Result<Running, String> {
         let (Some(socket), Some(store), Some((org, contact)), Some(from)) =
             (&config.socket, &config.store, &config.org, &config.from)
@@ -530,13 +592,10 @@ mod tlsrpt {
         };
         let submitter =
             from.rsplit('@').next().and_then(|d| DomainName::parse(d).ok()).ok_or("tlsrpt-from: no domain")?;
-        let journal = JournalStore::open(store.join("journal")).map_err(|e| e.to_string())?;
-        for skipped in journal.skipped() {
-            tracing::warn!("{skipped}");
-        }
-        let outbox = DirOutbox::open(store.join("outbox")).map_err(|e| e.to_string())?;
-        let collector =
-            Arc::new(Collector::new(journal, CollectorConfig::new(org.clone(), contact.clone(), submitter)));
+        let node = node_id();
+        let (reports, outbox) = stores(store, node)?;
+        let config = CollectorConfig::new(org.clone(), contact.clone(), submitter).node(node);
+        let collector = Arc::new(Collector::new(reports, config));
         let listener =
             TlsrptListener::start(socket, Arc::clone(&collector)).map_err(|e| format!("{}: {e}", socket.display()))?;
         let poster = HttpsReportPoster::new(FetchConfig::default()).map_err(|e| e.to_string())?;

@@ -566,6 +566,41 @@
 //! more failures than failed sessions) and for a failed entry without
 //! details (a `validation-failure` session here).
 //!
+//! # A cluster on Redis (feature `redis`)
+//!
+//! What is shared, and how consistent it is:
+//!
+//! - Policies: [`cache::RedisStore`](crate::cache::RedisStore) is the
+//!   cache's second tier. The local cache answers whatever it holds; Redis
+//!   is asked only when the local cache has no policy to apply, so a value
+//!   on Redis can never replace a live local policy. Values carry a format
+//!   version and are validated like snapshots (id, policy text); one that
+//!   does not read is ignored and counted. The key's TTL is the policy's
+//!   remaining lifetime, so Redis never serves an expired policy.
+//! - TLS-RPT counts: increments only (`HINCRBY`, one `MULTI`/`EXEC` per
+//!   call), so any number of nodes sum exactly; a call that fails counts
+//!   nothing, and the MTA's delivery does not wait for it.
+//! - One report per domain and day: the node that claims a window (`SET NX
+//!   PX`, five minutes, renewed by its holder) makes its reports; the
+//!   others skip it. The outbox lives on Redis too, and each entry is sent
+//!   by the node holding its lease. A node that dies holding a lease
+//!   delays the window or entry until the lease expires, never loses it.
+//!
+//! Faults: Redis down, slow or partitioned — each call fails within its
+//! timeout, then at once for two seconds (a lookup holds a cache shard lock
+//! while it asks), and a warning is logged with `tracing`; the cache
+//! decides from what it holds (no live policy is lost: the local tier is
+//! untouched), a node without the domain fetches it itself, and TLS-RPT
+//! counts of that moment are lost (the call reports
+//! [`StoreError::Unavailable`](crate::report::StoreError)). Redis restarted
+//! empty: nodes repopulate it with their next fetches and counts. `failures`
+//! and `is_degraded` on the stores are the metrics.
+//!
+//! Not shared yet (planned): a cluster-wide single flight for the first
+//! fetch of a new domain (today each node has its own, so concurrent first
+//! lookups on N nodes can make up to N fetches), shared fetch back-off,
+//! and a refresh lease with a random spread.
+//!
 //! # The policy fetch (RFC 8461 §3.3; feature `fetch`)
 //!
 //! [`fetch::PolicyFetcher`](crate::fetch::PolicyFetcher) fetches

@@ -32,6 +32,21 @@ pub trait OutboxStore: Send + Sync {
     }
 }
 
+impl<S: OutboxStore + ?Sized> OutboxStore for std::sync::Arc<S> {
+    fn put(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        (**self).put(entry)
+    }
+    fn entries(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        (**self).entries()
+    }
+    fn remove(&self, report_id: &str) -> Result<(), StoreError> {
+        (**self).remove(report_id)
+    }
+    fn claim(&self, report_id: &str, ttl: std::time::Duration) -> Result<bool, StoreError> {
+        (**self).claim(report_id, ttl)
+    }
+}
+
 /// How long a node holds a window or an outbox entry it works on.
 const LEASE: std::time::Duration = std::time::Duration::from_secs(300);
 
