@@ -596,10 +596,18 @@
 //! empty: nodes repopulate it with their next fetches and counts. `failures`
 //! and `is_degraded` on the stores are the metrics.
 //!
-//! Not shared yet (planned): a cluster-wide single flight for the first
-//! fetch of a new domain (today each node has its own, so concurrent first
-//! lookups on N nodes can make up to N fetches), shared fetch back-off,
-//! and a refresh lease with a random spread.
+//! - Fetches (through the resolver with
+//!   [`ResolverConfig::cache_store`](crate::resolver::ResolverConfig::cache_store)):
+//!   a node about to fetch claims the domain (`SET NX PX`, the fetch
+//!   timeout plus five seconds); the others wait, looking in Redis every
+//!   50 ms, for the policy the holder writes there, up to their own fetch
+//!   timeout, then fetch themselves. A failed fetch sets a shared back-off
+//!   (the cache's, five minutes by default), so a blocked policy host is not
+//!   tried by every node. Redis unreachable: each node fetches alone.
+//!
+//! Not shared yet (planned): a refresh lease with a random spread over the
+//! refresh window (RFC 8461 §10.2); refreshes go through the same single
+//! flight, so concurrent refreshes of one domain fetch once.
 //!
 //! # The policy fetch (RFC 8461 §3.3; feature `fetch`)
 //!

@@ -338,3 +338,48 @@ fn redis_down_the_cache_keeps_deciding() {
     assert!(other_store.is_degraded() && other_store.failures() >= 1);
     let _ = store;
 }
+
+/// Three resolvers (nodes) with one Redis and the local DNS and HTTPS
+/// world: concurrent first lookups of a new domain make one fetch in the
+/// cluster; a failed fetch on one node keeps the others from hammering the
+/// policy host (the shared back-off).
+#[cfg(feature = "resolver")]
+#[test]
+fn three_resolvers_one_fetch_and_a_shared_back_off() {
+    use smtp_tls_policy::resolver::blocking::PolicyResolver;
+    use support::dns::Zones;
+    use support::world::{LocalWorld, policy};
+    let Some(redis) = Redis::start("resolvers") else { return };
+    let mut signed = String::from("mx.common A 127.0.0.1\n_tcp.mx.common TXT \"no TLSA below\"\n");
+    for d in ["new", "down"] {
+        signed += &format!("{d} MX 10 mx.common\n_mta-sts.{d} TXT \"v=STSv1; id=1;\"\n");
+    }
+    let world = LocalWorld::start(&Zones { signed, ..Zones::default() });
+    world.https.set("mta-sts.new.signed", policy("enforce", "mx.common.signed"));
+    world.https.set("mta-sts.down.signed", support::https::response("500 Internal Server Error", &[], b""));
+    let nodes: Vec<PolicyResolver> = (0..3)
+        .map(|_| {
+            let store = RedisStore::open(&redis.url(), "r1", Duration::from_millis(300)).unwrap();
+            PolicyResolver::new(world.config().cache_store(std::sync::Arc::new(store))).unwrap()
+        })
+        .collect();
+    let barrier = std::sync::Barrier::new(3);
+    std::thread::scope(|s| {
+        for node in &nodes {
+            let barrier = &barrier;
+            s.spawn(move || {
+                barrier.wait();
+                let plan = node.resolve("new.signed").unwrap();
+                assert!(plan.sts.applied().is_some(), "every node applies the policy");
+            });
+        }
+    });
+    assert_eq!(world.https.requests("mta-sts.new.signed"), 1, "one fetch across the cluster");
+
+    let _ = nodes[0].resolve("down.signed");
+    assert_eq!(world.https.requests("mta-sts.down.signed"), 1);
+    for node in &nodes[1..] {
+        let _ = node.resolve("down.signed");
+    }
+    assert_eq!(world.https.requests("mta-sts.down.signed"), 1, "the others back off with the first");
+}

@@ -40,6 +40,8 @@ struct Value {
 pub struct RedisStore {
     link: Link,
     skipped: AtomicU64,
+    /// Who holds this node's fetch leases.
+    node: u64,
 }
 
 fn error(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -53,7 +55,13 @@ impl RedisStore {
     /// by `timeout` (keep it short: a lookup waits for it on a local miss).
     pub fn open(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
         let link = Link::open(url, prefix, timeout).map_err(|e| error(crate::report::StoreError::Unavailable(e)))?;
-        Ok(Self { link, skipped: AtomicU64::new(0) })
+        // A number for this instance's leases: the process, the time and
+        // a count of instances, mixed.
+        static INSTANCES: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let seed = u64::from(std::process::id()) ^ (nanos as u64) ^ (INSTANCES.fetch_add(1, Ordering::Relaxed) << 48);
+        let node = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        Ok(Self { link, skipped: AtomicU64::new(0), node })
     }
 
     /// Values read back that were not valid (ignored).
@@ -121,5 +129,36 @@ impl CacheStore for RedisStore {
     fn remove(&self, domain: &DomainName) -> Result<(), StoreError> {
         let key = self.key(domain);
         self.link.with(|c| redis::cmd("DEL").arg(&key).query::<()>(c)).map_err(error)
+    }
+
+    fn claim_fetch(&self, domain: &DomainName, ttl: Duration) -> Result<bool, StoreError> {
+        let key = self.link.key(&format!("sts:v{VERSION}:fetch:{domain}"));
+        self.link.lease(&key, self.node, ttl).map_err(error)
+    }
+
+    fn fetch_failed(&self, domain: &DomainName, ttl: Duration) -> Result<(), StoreError> {
+        let key = self.link.key(&format!("sts:v{VERSION}:backoff:{domain}"));
+        let fetch = self.link.key(&format!("sts:v{VERSION}:fetch:{domain}"));
+        let secs = ttl.as_secs().max(1);
+        self.link
+            .with(|c| {
+                redis::pipe()
+                    .cmd("SET")
+                    .arg(&key)
+                    .arg(1)
+                    .arg("EX")
+                    .arg(secs)
+                    .ignore()
+                    .cmd("DEL")
+                    .arg(&fetch)
+                    .ignore()
+                    .query::<()>(c)
+            })
+            .map_err(error)
+    }
+
+    fn fetch_backed_off(&self, domain: &DomainName) -> Result<bool, StoreError> {
+        let key = self.link.key(&format!("sts:v{VERSION}:backoff:{domain}"));
+        self.link.with(|c| redis::cmd("EXISTS").arg(&key).query::<bool>(c)).map_err(error)
     }
 }

@@ -56,6 +56,28 @@ pub trait CacheStore: Send + Sync {
     fn save(&self, domain: &DomainName, policy: &StoredPolicy) -> Result<(), StoreError>;
     /// Forgets `domain`.
     fn remove(&self, domain: &DomainName) -> Result<(), StoreError>;
+
+    /// Claims the fetch of `domain` for `ttl`, so that of the nodes sharing
+    /// the store one fetches a new policy while the others wait for it:
+    /// `true` for the node that fetches. A store of one node always says yes.
+    fn claim_fetch(&self, domain: &DomainName, ttl: std::time::Duration) -> Result<bool, StoreError> {
+        let _ = (domain, ttl);
+        Ok(true)
+    }
+
+    /// Records that a fetch of `domain` failed, so that no node of the
+    /// cluster fetches it again before `ttl` (the back-off of RFC 8461 §3.3
+    /// hammering aside, shared).
+    fn fetch_failed(&self, domain: &DomainName, ttl: std::time::Duration) -> Result<(), StoreError> {
+        let _ = (domain, ttl);
+        Ok(())
+    }
+
+    /// Whether a node's fetch of `domain` failed within its back-off.
+    fn fetch_backed_off(&self, domain: &DomainName) -> Result<bool, StoreError> {
+        let _ = domain;
+        Ok(false)
+    }
 }
 
 /// A [`CacheStore`] in memory, shared between caches of one process (and

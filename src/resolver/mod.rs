@@ -203,6 +203,10 @@ struct Inner {
     fetcher: PolicyFetcher,
     cache: PolicyCache,
     controls: DestinationControls,
+    /// The cluster's shared store, for the cluster-wide single flight.
+    store: Option<Arc<dyn crate::cache::CacheStore>>,
+    fetch_timeout: std::time::Duration,
+    backoff: std::time::Duration,
 }
 
 impl fmt::Debug for PolicyResolver {
@@ -220,10 +224,75 @@ impl fmt::Debug for PolicyResolver {
 struct Fetch<'a> {
     dns: &'a DnsResolver,
     fetcher: &'a PolicyFetcher,
+    inner: &'a Inner,
 }
+
+/// How often a node waiting for another node's fetch looks at the store.
+const CLUSTER_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+impl Fetch<'_> {
+    /// With a shared store: another node's failed fetch stops this one (the
+    /// shared back-off); another node's fetch in progress is waited for, up
+    /// to the fetch timeout, and its policy taken from the store. `None`:
+    /// this node fetches (it holds the lease, or the store cannot say).
+    async fn cluster(&self, domain: &DomainName) -> Option<Result<Policy, FetchFailure>> {
+        let store = self.inner.store.as_ref()?;
+        let started = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let deadline = tokio::time::Instant::now() + self.inner.fetch_timeout;
+        let lease = self.inner.fetch_timeout + std::time::Duration::from_secs(5);
+        loop {
+            if store.fetch_backed_off(domain).unwrap_or(false) {
+                let why = "another node of the cluster failed to fetch it; backing off";
+                return Some(Err(FetchFailure::new(ResultType::StsPolicyFetchError, ClusterBackoff(why))));
+            }
+            match store.claim_fetch(domain, lease) {
+                Ok(false) => {}
+                // Ours, or Redis cannot say: fetch (alone, if need be).
+                Ok(true) | Err(_) => return None,
+            }
+            // Another node fetches: its policy appears in the store.
+            if let Ok(Some(stored)) = store.load(domain)
+                && stored.fetched_at + 5 >= started
+            {
+                return Some(Ok((*stored.policy).clone()));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(CLUSTER_POLL).await;
+        }
+    }
+}
+
+/// Why a fetch was not made: another node's failure.
+#[derive(Debug)]
+struct ClusterBackoff(&'static str);
+
+impl fmt::Display for ClusterBackoff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for ClusterBackoff {}
 
 impl PolicyFetch for Fetch<'_> {
     async fn fetch(&self, domain: &DomainName) -> Result<Policy, FetchFailure> {
+        if let Some(decided) = self.cluster(domain).await {
+            return decided;
+        }
+        let result = self.fetch_here(domain).await;
+        if result.is_err()
+            && let Some(store) = &self.inner.store
+        {
+            let _ = store.fetch_failed(domain, self.inner.backoff);
+        }
+        result
+    }
+}
+
+impl Fetch<'_> {
+    async fn fetch_here(&self, domain: &DomainName) -> Result<Policy, FetchFailure> {
         let addresses = if self.fetcher.has_lookup() {
             None
         } else {
@@ -256,12 +325,16 @@ impl PolicyResolver {
             return Err(ResolveError::Controls { first: Box::new(problem.clone()), count: validation.errors.len() });
         }
         let dns = DnsResolver::new(config.dns)?;
+        let fetch_timeout = config.fetch.timeout;
         let fetcher = PolicyFetcher::new(config.fetch).map_err(ResolveError::Fetch)?;
-        let cache = match config.cache_store {
-            Some(store) => PolicyCache::new(config.cache).with_store(store),
+        let backoff = config.cache.fetch_backoff;
+        let cache = match &config.cache_store {
+            Some(store) => PolicyCache::new(config.cache).with_store(Arc::clone(store)),
             None => PolicyCache::new(config.cache),
         };
-        Ok(Self { inner: Arc::new(Inner { dns, fetcher, cache, controls: config.controls }) })
+        let inner =
+            Inner { dns, fetcher, cache, controls: config.controls, store: config.cache_store, fetch_timeout, backoff };
+        Ok(Self { inner: Arc::new(inner) })
     }
 
     /// The policy cache (inspect, purge, snapshot).
@@ -280,7 +353,7 @@ impl PolicyResolver {
     }
 
     fn fetch(&self) -> Fetch<'_> {
-        Fetch { dns: &self.inner.dns, fetcher: &self.inner.fetcher }
+        Fetch { dns: &self.inner.dns, fetcher: &self.inner.fetcher, inner: &self.inner }
     }
 
     /// The delivery plan for `domain` (a recipient domain, U-labels
