@@ -605,9 +605,14 @@
 //!   (the cache's, five minutes by default), so a blocked policy host is not
 //!   tried by every node. Redis unreachable: each node fetches alone.
 //!
-//! Not shared yet (planned): a refresh lease with a random spread over the
-//! refresh window (RFC 8461 §10.2); refreshes go through the same single
-//! flight, so concurrent refreshes of one domain fetch once.
+//! - Refreshes (RFC 8461 §10.2): each domain's refresh comes at its own
+//!   moment within [`CacheConfig::refresh_spread`](crate::cache::CacheConfig::refresh_spread)
+//!   (an hour by default, drawn per process, capped at half the margin the
+//!   fraction rule leaves), on a single node too. With a shared store, a
+//!   node whose policy is due first looks in Redis: a policy with the same
+//!   id fetched after its own is taken as the refresh; a refresh another
+//!   node is making (its lease) is left to it; otherwise the node refreshes
+//!   and its policy lands in Redis for the others.
 //!
 //! # The policy fetch (RFC 8461 §3.3; feature `fetch`)
 //!

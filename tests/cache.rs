@@ -235,7 +235,7 @@ fn an_expired_policy_never_applies() {
 /// RFC 8461 §10.2: proactive refresh — daily, and before expiry.
 #[test]
 fn rfc8461_10_2_proactive_refresh() {
-    let cache = PolicyCache::default();
+    let cache = PolicyCache::new(CacheConfig::default().refresh_spread(Duration::ZERO));
     let week = domain("week.example");
     let hour = domain("hour.example");
     let _ = cache.record_fetch(&week, id("w"), Ok(policy("enforce", 604_800)), t(0));
@@ -259,10 +259,42 @@ fn rfc8461_10_2_proactive_refresh() {
     // With the TXT record gone and the id backing off, a refresh keeps the live policy.
     assert_eq!(reason(&cache.refresh(&week, TxtLookup::NoRecord, t(172_900))), Some(&ApplyReason::TxtMissing));
     // A shorter interval and a larger fraction, configured.
-    let eager =
-        PolicyCache::new(CacheConfig::default().refresh_interval(Duration::from_secs(60)).refresh_fraction(0.9));
+    let eager = PolicyCache::new(
+        CacheConfig::default()
+            .refresh_interval(Duration::from_secs(60))
+            .refresh_fraction(0.9)
+            .refresh_spread(Duration::ZERO),
+    );
     let _ = eager.record_fetch(&week, id("w"), Ok(policy("enforce", 604_800)), t(0));
     assert_eq!(eager.due_for_refresh(t(60)), [week]);
+}
+
+/// RFC 8461 §10.2: refreshes of domains fetched together come spread over
+/// the configured window (an hour by default), each domain at its own
+/// moment, all of them by its end — and never later than half the time the
+/// fraction rule leaves.
+#[test]
+fn rfc8461_10_2_refreshes_are_spread_out() {
+    let cache = PolicyCache::default();
+    let domains: Vec<DomainName> = (0..400).map(|i| domain(&format!("d{i}.example"))).collect();
+    for d in &domains {
+        let _ = cache.record_fetch(d, id("a"), Ok(policy("enforce", 604_800)), t(0));
+    }
+    let due = |at: u64| cache.due_for_refresh(t(at)).len();
+    assert_eq!(due(86_399), 0, "none before the interval");
+    let quarter = due(86_400 + 900);
+    let half = due(86_400 + 1_800);
+    assert!(quarter > 40 && quarter < 160, "about a quarter after 15 minutes: {quarter}");
+    assert!(half > quarter && half < 300, "{half}");
+    assert_eq!(due(86_400 + 3_600), 400, "all by the end of the window");
+    let same: Vec<_> = cache.due_for_refresh(t(86_400 + 900));
+    let again: Vec<_> = cache.due_for_refresh(t(86_400 + 900));
+    assert_eq!(same, again, "a domain's moment does not change between calls");
+    // A policy about to expire is not held back beyond half its margin.
+    let short = PolicyCache::default();
+    let d = domain("short.example");
+    let _ = short.record_fetch(&d, id("a"), Ok(policy("enforce", 600)), t(0));
+    assert_eq!(short.due_for_refresh(t(451)), [d], "300 s margin, at most 150 s of delay");
 }
 
 /// RFC 8461 §8.3, §10.2: blocking or removing the TXT record does not

@@ -383,3 +383,41 @@ fn three_resolvers_one_fetch_and_a_shared_back_off() {
     }
     assert_eq!(world.https.requests("mta-sts.down.signed"), 1, "the others back off with the first");
 }
+
+/// RFC 8461 §10.2 across the cluster: when the policy is due on every
+/// node, one node refreshes it and the others take its fetch from Redis.
+#[cfg(feature = "resolver")]
+#[test]
+fn one_refresh_across_three_resolvers() {
+    use smtp_tls_policy::resolver::blocking::PolicyResolver;
+    use support::dns::Zones;
+    use support::world::{LocalWorld, policy};
+    let Some(redis) = Redis::start("refresh") else { return };
+    let signed = "mx.common A 127.0.0.1\n_tcp.mx.common TXT \"no TLSA below\"\nr MX 10 mx.common\n_mta-sts.r TXT \"v=STSv1; id=1;\"\n";
+    let world = LocalWorld::start(&Zones { signed: signed.into(), ..Zones::default() });
+    world.https.set("mta-sts.r.signed", policy("enforce", "mx.common.signed"));
+    let eager = CacheConfig::default().refresh_interval(Duration::ZERO).refresh_spread(Duration::ZERO);
+    let nodes: Vec<PolicyResolver> = (0..3)
+        .map(|_| {
+            let store = RedisStore::open(&redis.url(), "r2", Duration::from_millis(300)).unwrap();
+            PolicyResolver::new(world.config().cache(eager.clone()).cache_store(std::sync::Arc::new(store))).unwrap()
+        })
+        .collect();
+    for node in &nodes {
+        assert!(node.resolve("r.signed").unwrap().sts.applied().is_some());
+    }
+    assert_eq!(world.https.requests("mta-sts.r.signed"), 1);
+    // A second later, so that a refreshed policy is newer to the second.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let first = nodes[0].refresh_due();
+    assert_eq!((first.due, first.refreshed, first.failed), (1, 1, 0));
+    // The others' refreshes come later, once the first node's lease is
+    // gone: they take its refreshed policy from Redis instead of fetching.
+    redis.cli(&["DEL", "r2:sts:v1:fetch:r.signed"]);
+    let reports: Vec<_> = nodes[1..].iter().map(|n| n.refresh_due()).collect();
+    assert!(reports.iter().all(|r| r.due == 1 && r.failed == 0), "{reports:?}");
+    assert_eq!(world.https.requests("mta-sts.r.signed"), 2, "one refresh fetch for three nodes: {reports:?}");
+    // Their policies are now the refreshed one (fetched a second later).
+    let fetched: Vec<_> = nodes.iter().map(|n| n.cache().entry(&name("r.signed")).unwrap().fetched_at).collect();
+    assert!(fetched.windows(2).all(|w| w[0] == w[1]), "{fetched:?}");
+}

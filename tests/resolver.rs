@@ -396,7 +396,7 @@ fn the_policy_is_fetched_through_an_https_proxy() {
 fn rfc8461_10_2_refresh_due_fetches_again_and_the_refresher_runs() {
     let w = world();
     let mut config = config(&w);
-    config = config.cache(CacheConfig::default().refresh_interval(Duration::ZERO));
+    config = config.cache(CacheConfig::default().refresh_interval(Duration::ZERO).refresh_spread(Duration::ZERO));
     let r = PolicyResolver::new(config).unwrap();
     let host = "mta-sts.refresh.signed";
     assert!(r.resolve("refresh.signed").unwrap().sts.applied().is_some());

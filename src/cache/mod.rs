@@ -247,6 +247,12 @@ pub struct CacheConfig {
     /// Refresh a live policy when less than this fraction of its `max_age`
     /// is left (default 0.5).
     pub(crate) refresh_fraction: f64,
+    /// Each domain's refresh comes up to this much later than the rules
+    /// above say (default one hour), by a per-domain delay drawn at random
+    /// for this process: RFC 8461 §10.2 refreshes are spread out, not made
+    /// all at once after a restart or a burst of new domains. The delay is
+    /// capped at half the time the fraction rule leaves.
+    pub(crate) refresh_spread: Duration,
     /// Number of independently locked shards (default 64; rounded up to a
     /// power of two). The LRU order is exact within a shard; with one shard
     /// it is exact for the whole cache.
@@ -272,6 +278,7 @@ impl Default for CacheConfig {
             fetch_backoff: Duration::from_secs(300),
             refresh_interval: Duration::from_secs(86_400),
             refresh_fraction: 0.5,
+            refresh_spread: Duration::from_secs(3_600),
             shards: 64,
             max_bytes: 128 << 20,
         }
@@ -300,6 +307,12 @@ impl CacheConfig {
     /// Sets [`refresh_fraction`](Self::refresh_fraction), clamped to 0–1.
     pub fn refresh_fraction(mut self, fraction: f64) -> Self {
         self.refresh_fraction = if fraction.is_nan() { 0.0 } else { fraction.clamp(0.0, 1.0) };
+        self
+    }
+
+    /// Sets [`refresh_spread`](Self::refresh_spread) (zero: no spread).
+    pub fn refresh_spread(mut self, spread: Duration) -> Self {
+        self.refresh_spread = spread;
         self
     }
 
@@ -755,6 +768,7 @@ impl PolicyCache {
         let now = secs(now);
         let interval = self.config.refresh_interval.as_secs();
         let fraction = self.config.refresh_fraction;
+        let spread = self.config.refresh_spread.as_secs();
         let mut due = Vec::new();
         for shard in &*self.shards {
             let shard = lock(shard);
@@ -762,8 +776,11 @@ impl PolicyCache {
                 let Some(c) = entry.live(now) else { continue };
                 let lifetime = c.expires_at.saturating_sub(c.fetched_at);
                 let left = c.expires_at.saturating_sub(now);
-                let old = now.saturating_sub(c.fetched_at) >= interval;
-                let short = (left as f64) < fraction * lifetime as f64;
+                let margin = fraction * lifetime as f64;
+                // This domain's share of the spread, the same on every call.
+                let delay = if spread == 0 { 0 } else { self.hasher.hash_one(domain) % (spread + 1) };
+                let old = now.saturating_sub(c.fetched_at) >= interval.saturating_add(delay);
+                let short = (left as f64) + (delay as f64).min(margin / 2.0) < margin;
                 let failed_lately = shard.failed(domain).iter().any(|f| now < f.until);
                 if (old || short) && entry.pinned == 0 && !failed_lately {
                     due.push(domain.clone());

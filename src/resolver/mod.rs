@@ -227,6 +227,10 @@ struct Fetch<'a> {
     inner: &'a Inner,
 }
 
+fn secs_of(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 /// How often a node waiting for another node's fetch looks at the store.
 const CLUSTER_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
@@ -422,6 +426,23 @@ impl PolicyResolver {
         let Decision::Fetch { id } = self.inner.cache.refresh(&domain, txt.lookup(), now) else {
             return None;
         };
+        if let Some(store) = &self.inner.store {
+            // Another node refreshed it already: take its policy.
+            let local = self.inner.cache.entry(&domain).and_then(|e| e.fetched_at);
+            if let Ok(Some(stored)) = store.load(&domain)
+                && stored.id == id
+                && local.is_none_or(|t| stored.fetched_at > secs_of(t))
+            {
+                let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(stored.fetched_at);
+                let _ = self.inner.cache.record_fetch(&domain, id, Ok((*stored.policy).clone()), at);
+                return Some(true);
+            }
+            // Another node is refreshing it: its policy is taken next time.
+            let lease = self.inner.fetch_timeout + std::time::Duration::from_secs(5);
+            if let Ok(false) = store.claim_fetch(&domain, lease) {
+                return None;
+            }
+        }
         let result = self.fetch().fetch(&domain).await;
         let ok = result.is_ok();
         let _ = self.inner.cache.record_fetch(&domain, id, result, now);
