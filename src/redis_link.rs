@@ -36,7 +36,25 @@ impl Link {
     /// A link to `url` (not connected yet); the error says why the URL is
     /// not usable, without its password.
     pub(crate) fn open(url: &str, prefix: &str, timeout: Duration) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("{}: {e}", redacted(url)))?;
+        Self::open_with_root(url, prefix, timeout, None)
+    }
+
+    /// [`open`](Self::open), trusting `root_pem` (PEM certificates) for a
+    /// `rediss://` server instead of the webpki roots.
+    pub(crate) fn open_with_root(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+        root_pem: Option<&[u8]>,
+    ) -> Result<Self, String> {
+        let client = match root_pem {
+            None => redis::Client::open(url),
+            Some(pem) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates { client_tls: None, root_cert: Some(pem.to_vec()) },
+            ),
+        }
+        .map_err(|e| format!("{}: {e}", redacted(url)))?;
         Ok(Self {
             client,
             state: Mutex::new(State { conn: None, paused_until: None }),

@@ -64,6 +64,7 @@ impl Redis {
     fn run(&mut self) {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "no"])
+            .args(["--enable-debug-command", "local"])
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -420,4 +421,115 @@ fn one_refresh_across_three_resolvers() {
     // Their policies are now the refreshed one (fetched a second later).
     let fetched: Vec<_> = nodes.iter().map(|n| n.cache().entry(&name("r.signed")).unwrap().fetched_at).collect();
     assert!(fetched.windows(2).all(|w| w[0] == w[1]), "{fetched:?}");
+}
+
+/// A node that died holding a fetch lease: the others wait for its policy
+/// only up to their fetch timeout, then fetch themselves. Redis slow (a
+/// `DEBUG SLEEP` longer than the timeout): calls fail within the timeout.
+#[cfg(feature = "resolver")]
+#[test]
+fn a_dead_fetch_lease_holder_and_a_slow_redis() {
+    use smtp_tls_policy::resolver::blocking::PolicyResolver;
+    use support::dns::Zones;
+    use support::world::{LocalWorld, policy};
+    let Some(redis) = Redis::start("dead-holder") else { return };
+    let signed = "mx.common A 127.0.0.1\n_tcp.mx.common TXT \"no TLSA below\"\nz MX 10 mx.common\n_mta-sts.z TXT \"v=STSv1; id=1;\"\n";
+    let world = LocalWorld::start(&Zones { signed: signed.into(), ..Zones::default() });
+    world.https.set("mta-sts.z.signed", policy("enforce", "mx.common.signed"));
+    // The lease of a node that is gone (60 s left on it).
+    redis.cli(&["SET", "r3:sts:v1:fetch:z.signed", "deadbeefdeadbeef", "PX", "60000"]);
+    let store = RedisStore::open(&redis.url(), "r3", Duration::from_millis(300)).unwrap();
+    let node = PolicyResolver::new(world.config().cache_store(std::sync::Arc::new(store))).unwrap();
+    let started = Instant::now();
+    assert!(node.resolve("z.signed").unwrap().sts.applied().is_some());
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(1_500) && waited < Duration::from_secs(6), "waited {waited:?}");
+    assert_eq!(world.https.requests("mta-sts.z.signed"), 1);
+
+    let collector = Collector::new(store_slow(&redis), config(1));
+    let port = redis.port.to_string();
+    let sleeper = std::thread::spawn(move || {
+        let _ = Command::new("redis-cli").args(["-p", &port, "DEBUG", "SLEEP", "1.5"]).output();
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    let err = collector.record(at(NOON), &sessions("a.example")).unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    assert!(started.elapsed() < Duration::from_millis(1_200), "bounded by the timeout: {:?}", started.elapsed());
+    sleeper.join().unwrap();
+}
+
+fn store_slow(redis: &Redis) -> RedisReportStore {
+    RedisReportStore::open(&redis.url(), "r3", Duration::from_millis(300)).unwrap()
+}
+
+/// `rediss://`: a redis-server speaking only TLS, its certificate from a
+/// local CA the store is told to trust; AUTH in the URL. Policies and
+/// TLS-RPT counts go through.
+#[test]
+fn rediss_with_a_local_ca_and_auth() {
+    let Some(plain) = Redis::start("tls-probe") else { return };
+    drop(plain);
+    let pki = support::https::Pki::new();
+    let (chain, key) = pki.server("localhost", false);
+    let dir = std::env::temp_dir().join(format!("smtp-tls-policy-rediss-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let pem = |der: &[u8]| support::https::pem(der);
+    std::fs::write(dir.join("server.pem"), pem(&chain[0])).unwrap();
+    let rustls::pki_types::PrivateKeyDer::Pkcs8(k) = &key else { panic!("PKCS#8 key") };
+    let key_pem = support::https::pem(k.secret_pkcs8_der()).replace("CERTIFICATE", "PRIVATE KEY");
+    std::fs::write(dir.join("server.key"), key_pem).unwrap();
+    let ca = pem(&pki.ca_der);
+    std::fs::write(dir.join("ca.pem"), &ca).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new("redis-server")
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(["--tls-auth-clients", "no", "--requirepass", "s3cret"])
+        .arg("--tls-cert-file")
+        .arg(dir.join("server.pem"))
+        .arg("--tls-key-file")
+        .arg(dir.join("server.key"))
+        .arg("--tls-ca-cert-file")
+        .arg(dir.join("ca.pem"))
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(10), "redis-server with TLS did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("rediss://:s3cret@localhost:{port}/");
+    let store = RedisStore::open_with_root(&url, "tls", Duration::from_secs(2), Some(ca.as_bytes())).unwrap();
+    let cache = PolicyCache::new(CacheConfig::default()).with_store(std::sync::Arc::new(store));
+    let d =
+        cache.lookup(&name("example.com"), TxtLookup::Record(PolicyId::parse("1").unwrap()), SystemTime::now(), |_| {
+            Ok(Policy::parse(POLICY).unwrap())
+        });
+    assert!(d.policy().is_some());
+    let reports = RedisReportStore::open_with_root(&url, "tls", Duration::from_secs(2), Some(ca.as_bytes())).unwrap();
+    let collector = Collector::new(reports, config(1));
+    collector.record(at(NOON), &sessions("a.example")).unwrap();
+    assert_eq!(collector.store().windows().unwrap().len(), 1);
+    // Without the CA, the server is not trusted.
+    let untrusted = RedisReportStore::open(&url, "tls", Duration::from_secs(2)).unwrap();
+    assert!(matches!(untrusted.windows(), Err(StoreError::Unavailable(_))));
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
 }

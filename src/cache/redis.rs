@@ -54,7 +54,19 @@ impl RedisStore {
     /// [`DEFAULT_PREFIX`](crate::report::DEFAULT_PREFIX)), each call bounded
     /// by `timeout` (keep it short: a lookup waits for it on a local miss).
     pub fn open(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let link = Link::open(url, prefix, timeout).map_err(|e| error(crate::report::StoreError::Unavailable(e)))?;
+        Self::open_with_root(url, prefix, timeout, None)
+    }
+
+    /// [`open`](Self::open) for a `rediss://` server whose certificate
+    /// chains to `root_pem` (PEM) rather than to the webpki roots.
+    pub fn open_with_root(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+        root_pem: Option<&[u8]>,
+    ) -> Result<Self, StoreError> {
+        let link = Link::open_with_root(url, prefix, timeout, root_pem)
+            .map_err(|e| error(crate::report::StoreError::Unavailable(e)))?;
         // A number for this instance's leases: the process, the time and
         // a count of instances, mixed.
         static INSTANCES: AtomicU64 = AtomicU64::new(0);

@@ -49,7 +49,18 @@ impl RedisReportStore {
     /// `rediss://` for TLS) under `prefix`, each operation bounded by
     /// `timeout`. Nothing is connected until the first call.
     pub fn open(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let link = Link::open(url, prefix, timeout).map_err(StoreError::Unavailable)?;
+        Self::open_with_root(url, prefix, timeout, None)
+    }
+
+    /// [`open`](Self::open) for a `rediss://` server whose certificate
+    /// chains to `root_pem` (PEM) rather than to the webpki roots.
+    pub fn open_with_root(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+        root_pem: Option<&[u8]>,
+    ) -> Result<Self, StoreError> {
+        let link = Link::open_with_root(url, prefix, timeout, root_pem).map_err(StoreError::Unavailable)?;
         Ok(Self { link, skipped: AtomicU64::new(0) })
     }
 
