@@ -157,7 +157,12 @@ fn run(args: &Args, domain: &DomainName) -> Result<(Value, usize), String> {
                     let fetcher = PolicyFetcher::new(FetchConfig::default().timeout(Duration::from_secs(10)))
                         .map_err(|e| e.to_string())?;
                     sts["policy_url"] = json!(format!("https://mta-sts.{domain}/.well-known/mta-sts.txt"));
-                    match fetcher.fetch(domain) {
+                    // The policy host through the same DNS as everything
+                    // else (--dns included), not the system's resolver.
+                    let host = DomainName::parse(&format!("mta-sts.{domain}")).map_err(|e| e.to_string())?;
+                    let addresses = dns.connect_addresses(&host);
+                    sts["policy_host_addresses"] = json!(addresses.iter().map(ToString::to_string).collect::<Vec<_>>());
+                    match fetcher.fetch_at(domain, &addresses) {
                         Ok(p) => {
                             sts["policy"] = json!(p.to_string());
                             sts["mode"] = json!(p.mode().to_string());

@@ -135,6 +135,14 @@ impl DnsResolver {
         self.mx_facts_many(std::slice::from_ref(host)).pop().unwrap_or_else(|| failed(host))
     }
 
+    /// [`super::DnsResolver::connect_addresses`], blocking: the addresses
+    /// to connect to `host` (the MTA-STS policy host), from this resolver
+    /// rather than the system's. Empty when called on a runtime thread.
+    pub fn connect_addresses(&self, host: &DomainName) -> Vec<std::net::IpAddr> {
+        let found = async { Ok(self.inner.connect_addresses(host).await) };
+        self.runtime.block(found, || in_async(host.as_str(), "A")).unwrap_or_default()
+    }
+
     /// [`super::DnsResolver::mx_facts_many`], blocking.
     pub fn mx_facts_many(&self, hosts: &[DomainName]) -> Vec<MxFacts> {
         let name = hosts.first().map(DomainName::as_str).unwrap_or_default();
