@@ -189,20 +189,28 @@ fn parse(bytes: &[u8]) -> Result<Parsed, SnapshotError> {
 /// either the old snapshot or the new one, never a mix.
 #[cfg(feature = "fs")]
 pub fn save_snapshot(cache: &PolicyCache, path: &std::path::Path, now: SystemTime) -> Result<(), SnapshotError> {
-    use std::io::Write;
     let io = |source| SnapshotError::Io { path: path.display().to_string(), source };
     let bytes = cache.snapshot(now);
-    // A name of its own per save: concurrent saves of one path (a timer
-    // and a signal, two threads) never write into each other's file; the
-    // last rename wins and every rename installs a whole snapshot.
-    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    write_atomically(path, &bytes).map_err(io)
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, synced,
+/// then renamed over `path`, and the directory synced where the platform
+/// allows. A crash leaves the old content or the new, never a mix. Each
+/// call has a temporary name of its own, so concurrent writers of one path
+/// (a timer and a signal, two threads, two processes) never write into each
+/// other's file; the last rename wins and installs whole content.
+#[cfg(feature = "fs")]
+pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".tmp.{}.{n}", std::process::id()));
     let tmp = std::path::PathBuf::from(tmp);
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&bytes)?;
+        file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -214,7 +222,7 @@ pub fn save_snapshot(cache: &PolicyCache, path: &std::path::Path, now: SystemTim
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result.map_err(io)
+    result
 }
 
 /// Loads the snapshot at `path` into `cache` (see

@@ -53,7 +53,7 @@ impl OutgoingReport {
         let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
         match (DomainName::parse(&self.submitter), DomainName::parse(&self.policy_domain)) {
             (Ok(sender), Ok(domain)) => {
-                let unique = format!("{:x}", fnv(self.report_id.as_bytes()));
+                let unique = format!("{:x}", fnv1a(self.report_id.as_bytes()));
                 report_filename(&sender, &domain, at(self.window.0), at(self.window.1), Some(&unique), true)
             }
             _ => "report.json.gz".to_owned(),
@@ -72,7 +72,7 @@ impl OutgoingReport {
             "This is an aggregate TLS report (RFC 8460) from {} for {}.\r\nReport-ID: {}\r\n",
             self.submitter, self.policy_domain, self.report_id
         );
-        let boundary = format!("tlsrpt-{:016x}", fnv(self.report_id.as_bytes()));
+        let boundary = format!("tlsrpt-{:016x}", fnv1a(self.report_id.as_bytes()));
         let report = MimePart::new(TLSRPT_GZIP, self.gzip.as_slice()).attachment(self.filename());
         let body = MimePart::new(
             ContentType::new("multipart/report").attribute("report-type", "tlsrpt").attribute("boundary", boundary),
@@ -91,7 +91,7 @@ impl OutgoingReport {
                 )),
             )
             .date(i64::try_from(secs).unwrap_or(0))
-            .message_id(format!("{}.{}", fnv(to.as_bytes()), self.report_id))
+            .message_id(format!("{}.{}", fnv1a(to.as_bytes()), self.report_id))
             .header("TLS-Report-Domain", Raw::new(self.policy_domain.clone()))
             .header("TLS-Report-Submitter", Raw::new(self.submitter.clone()))
             .header("TLS-Required", Raw::new("No"))
@@ -101,8 +101,10 @@ impl OutgoingReport {
     }
 }
 
-/// 64-bit FNV-1a, for names that must be stable and alphanumeric.
-fn fnv(bytes: &[u8]) -> u64 {
+/// 64-bit FNV-1a: stable names (file names, boundaries, ids) and the
+/// journal's checksum against torn and damaged lines (not against an
+/// attacker, who could rewrite the whole directory).
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 

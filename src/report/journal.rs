@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use super::Aggregator;
 use super::collect::{Increment, ReportStore, StoreError, Window};
+use super::deliver::fnv1a;
 use super::encode::CountRecord;
+use crate::cache::write_atomically;
 
 /// Journal lines after which [`JournalStore`] compacts by itself.
 pub const COMPACT_AFTER_LINES: usize = 100_000;
@@ -165,18 +167,10 @@ impl JournalStore {
         Ok(())
     }
 
-    /// Writes `name` atomically: a synced temporary file renamed over it,
-    /// then the directory synced.
+    /// Writes `name` atomically (see `cache::snapshot::write_atomically`).
     fn replace(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let path = self.dir.join(name);
-        let tmp = self.dir.join(format!("{name}.tmp"));
-        let io = |source| StoreError::Io { path: path.display().to_string(), source };
-        let mut file = File::create(&tmp).map_err(io)?;
-        file.write_all(bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        fs::rename(&tmp, &path).map_err(io)?;
-        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io)?;
-        Ok(())
+        write_atomically(&path, bytes).map_err(|source| StoreError::Io { path: path.display().to_string(), source })
     }
 
     fn append(&self, state: &mut State, entries: Vec<Entry>) -> Result<(), StoreError> {
@@ -294,11 +288,6 @@ fn read_line(line: &[u8]) -> Result<Record, String> {
     Ok(Record { seq: line.seq, entry })
 }
 
-/// 64-bit FNV-1a: a checksum against torn and damaged lines (not against
-/// an attacker, who could rewrite the whole directory).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-}
 
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
@@ -331,14 +320,8 @@ impl DirOutbox {
 impl super::OutboxStore for DirOutbox {
     fn put(&self, entry: &super::OutboxEntry) -> Result<(), StoreError> {
         let path = self.path(&entry.report.report_id);
-        let tmp = path.with_extension("tmp");
-        let io = |source| StoreError::Io { path: path.display().to_string(), source };
         let bytes = serde_json::to_vec(entry).unwrap_or_default();
-        let mut file = File::create(&tmp).map_err(io)?;
-        file.write_all(&bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        fs::rename(&tmp, &path).map_err(io)?;
-        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io)
+        write_atomically(&path, &bytes).map_err(|source| StoreError::Io { path: path.display().to_string(), source })
     }
 
     fn entries(&self) -> Result<Vec<super::OutboxEntry>, StoreError> {
