@@ -308,7 +308,25 @@ fn a_hostile_policy_value_is_ignored() {
         assert!(fetched, "{value}: the planted value was used");
         assert!(d.policy().is_some());
     }
-    assert_eq!(store.skipped(), 4);
+    // A value far over any policy's size: one bounded read, ignored.
+    let huge = format!(r#"{{"v":1,"id":"20261203","fetched_at":1,"policy":"{}"}}"#, "x".repeat(2_000_000));
+    let mut cli = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "-x", "SET", "c2:sts:v1:example.com"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(cli.stdin.as_mut().unwrap(), huge.as_bytes()).unwrap();
+    drop(cli.stdin.take());
+    cli.wait().unwrap();
+    let fresh = PolicyCache::new(CacheConfig::default()).with_store(store.clone());
+    let mut fetched = false;
+    let _ = fresh.lookup(&domain, TxtLookup::Record(PolicyId::parse("20261203").unwrap()), SystemTime::now(), |_| {
+        fetched = true;
+        Ok(Policy::parse(POLICY).unwrap())
+    });
+    assert!(fetched, "the huge value was used");
+    assert_eq!(store.skipped(), 5);
     let _ = cache;
     assert!(
         redis.cli(&["GET", "c2:sts:v1:example.com"]).contains("*.mail.example.com"),

@@ -84,11 +84,11 @@ use crate::sts::{Policy, PolicyId};
 
 use lru::{Lru, Weighed};
 
+#[cfg(feature = "fs")]
+pub(crate) use snapshot::write_atomically;
 pub use snapshot::{Restored, SnapshotError};
 #[cfg(feature = "fs")]
 pub use snapshot::{load_snapshot, save_snapshot};
-#[cfg(feature = "fs")]
-pub(crate) use snapshot::write_atomically;
 pub use store::{CacheStore, MemoryStore, StoreError, StoredPolicy};
 #[cfg(feature = "redis")]
 mod redis;

@@ -27,6 +27,10 @@ use crate::sts::{Policy, PolicyId};
 /// The format version of the values (`"v"`).
 const VERSION: u32 = 1;
 
+/// The longest value read back: a stored policy at its bound, escaped in
+/// JSON (a line end becomes two bytes), and the other members.
+const MAX_VALUE: usize = 2 * crate::sts::MAX_STORED_POLICY_BYTES + 1_024;
+
 #[derive(Serialize, Deserialize)]
 struct Value {
     v: u32,
@@ -109,9 +113,17 @@ fn read(bytes: &str) -> Option<StoredPolicy> {
 impl CacheStore for RedisStore {
     fn load(&self, domain: &DomainName) -> Result<Option<StoredPolicy>, StoreError> {
         let key = self.key(domain);
-        let text: Option<String> = self.link.with(|c| redis::cmd("GET").arg(&key).query(c)).map_err(error)?;
-        let Some(text) = text else { return Ok(None) };
-        match read(&text) {
+        // At most MAX_VALUE bytes are read: a huge value planted in Redis
+        // costs one bounded read, never the node's memory.
+        // Bytes, not text: a cut may fall inside a character (that is a bad
+        // value, not a failing Redis).
+        let bytes: Vec<u8> =
+            self.link.with(|c| redis::cmd("GETRANGE").arg(&key).arg(0).arg(MAX_VALUE).query(c)).map_err(error)?;
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        let fits = bytes.len() <= MAX_VALUE;
+        match std::str::from_utf8(&bytes).ok().filter(|_| fits).and_then(read) {
             Some(stored) => Ok(Some(stored)),
             None => {
                 self.skipped.fetch_add(1, Ordering::Relaxed);

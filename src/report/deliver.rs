@@ -14,6 +14,10 @@ use super::collect::ReadyReport;
 use super::{ReportUri, report_filename};
 use crate::name::DomainName;
 
+/// The most `rua` destinations one report goes to (RFC 8460 §3 sets no
+/// limit; published records name one or two). Further ones are ignored.
+pub const MAX_RUA_DESTINATIONS: usize = 10;
+
 /// The media type of a gzipped report (RFC 8460 §6.5).
 pub const TLSRPT_GZIP: &str = "application/tlsrpt+gzip";
 
@@ -224,11 +228,20 @@ impl RetryPolicy {
 }
 
 impl OutboxEntry {
-    /// An entry for `report` to every URI of `rua`, made at `now`.
+    /// An entry for `report` to every URI of `rua`, made at `now`: each
+    /// distinct URI once, and at most [`MAX_RUA_DESTINATIONS`] of them, so
+    /// that a domain cannot turn one report into a flood of mails or POSTs
+    /// by listing many (or the same) addresses.
     pub fn new(report: OutgoingReport, rua: &[ReportUri], now: SystemTime) -> Self {
         let now = secs(now);
-        let destinations = rua
-            .iter()
+        let mut distinct: Vec<&ReportUri> = Vec::new();
+        for u in rua {
+            if !distinct.contains(&u) && distinct.len() < MAX_RUA_DESTINATIONS {
+                distinct.push(u);
+            }
+        }
+        let destinations = distinct
+            .into_iter()
             .map(|u| Destination {
                 uri: u.as_str().to_owned(),
                 state: DestinationState::Pending { attempts: 0, next: now, last_error: None },
@@ -372,6 +385,18 @@ mod tests {
         e.record(0, SendOutcome::Permanent("HTTP 404".into()), t0, &retry);
         e.record(1, SendOutcome::Delivered, t0, &retry);
         assert!(e.is_done());
+    }
+
+    /// A hostile record listing many, or repeated, addresses gets each
+    /// distinct one once, and no more than MAX_RUA_DESTINATIONS.
+    #[test]
+    fn rua_destinations_are_distinct_and_bounded() {
+        let e = entry();
+        let many: Vec<ReportUri> = (0..50).map(|i| ReportUri::Mailto(format!("mailto:t{i}@example.com"))).collect();
+        let bounded = OutboxEntry::new(e.report.clone(), &many, SystemTime::UNIX_EPOCH);
+        assert_eq!(bounded.destinations.len(), MAX_RUA_DESTINATIONS);
+        let same = vec![ReportUri::Https("https://r.example/t".into()); 20];
+        assert_eq!(OutboxEntry::new(e.report, &same, SystemTime::UNIX_EPOCH).destinations.len(), 1);
     }
 
     /// RFC 8460 §5.3: the mail message's fields and parts.

@@ -288,7 +288,6 @@ fn read_line(line: &[u8]) -> Result<Record, String> {
     Ok(Record { seq: line.seq, entry })
 }
 
-
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
     seq: u64,
