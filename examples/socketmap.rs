@@ -526,6 +526,9 @@ mod tlsrpt {
         }
     }
 
+    /// How long `sendmail` may take to accept one report mail.
+    const SENDMAIL_DEADLINE: Duration = Duration::from_secs(60);
+
     /// Report mails through Postfix's own queue: `sendmail -f FROM -- TO`.
     struct Sendmail;
 
@@ -537,11 +540,31 @@ mod tlsrpt {
                 Ok(c) => c,
                 Err(e) => return SendOutcome::Temporary(format!("/usr/sbin/sendmail: {e}")),
             };
-            let written = child.stdin.take().map(|mut i| i.write_all(message));
-            match (written, child.wait()) {
-                (Some(Ok(())), Ok(status)) if status.success() => SendOutcome::Delivered,
-                (_, Ok(status)) => SendOutcome::Temporary(format!("/usr/sbin/sendmail exited with {status}")),
-                (_, Err(e)) => SendOutcome::Temporary(format!("/usr/sbin/sendmail: {e}")),
+            // The message is written from a thread of its own and the wait
+            // has a deadline: a sendmail that never reads or never exits is
+            // killed, and the outbox retries later.
+            let writer = child.stdin.take().map(|mut stdin| {
+                let message = message.to_vec();
+                std::thread::spawn(move || stdin.write_all(&message).is_ok())
+            });
+            let deadline = std::time::Instant::now() + SENDMAIL_DEADLINE;
+            let status = loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => break Ok(status),
+                    Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                    Ok(None) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break Err(format!("no answer within {} s; killed", SENDMAIL_DEADLINE.as_secs()));
+                    }
+                    Err(e) => break Err(e.to_string()),
+                }
+            };
+            let written = writer.is_some_and(|w| w.join().unwrap_or(false));
+            match status {
+                Ok(status) if status.success() && written => SendOutcome::Delivered,
+                Ok(status) => SendOutcome::Temporary(format!("/usr/sbin/sendmail exited with {status}")),
+                Err(e) => SendOutcome::Temporary(format!("/usr/sbin/sendmail: {e}")),
             }
         }
     }
