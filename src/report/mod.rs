@@ -44,7 +44,10 @@ pub use collect::{
     CollectError, Collector, CollectorConfig, Increment, MemoryStore, ReadyReport, ReportStore, StoreError, Window,
     WindowLength,
 };
-pub use deliver::{Destination, DestinationState, OutboxEntry, OutgoingReport, RetryPolicy, SendOutcome, TLSRPT_GZIP};
+pub use deliver::{
+    Destination, DestinationState, MAX_RUA_DESTINATIONS, OutboxEntry, OutgoingReport, RetryPolicy, SendOutcome,
+    TLSRPT_GZIP,
+};
 #[cfg(feature = "fs")]
 pub use journal::{COMPACT_AFTER_LINES, DirOutbox, JournalStore};
 pub use outbox::{
