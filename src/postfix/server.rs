@@ -18,7 +18,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -73,6 +73,8 @@ pub struct ServerConfig {
     /// once per delivery attempt, so a burst to one domain is answered from
     /// here; a second is below any DNS TTL that matters.
     pub(crate) reply_ttl: Duration,
+    /// Told of every answer and connection event (metrics).
+    pub(crate) observer: Option<Arc<dyn ServerObserver>>,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +88,7 @@ impl Default for ServerConfig {
             max_connections: 1000,
             snapshot_dir: None,
             reply_ttl: Duration::from_secs(1),
+            observer: None,
         }
     }
 }
@@ -149,6 +152,137 @@ impl ServerConfig {
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
+    }
+
+    /// Tells `observer` of every answer and connection event (for
+    /// metrics); it is called on the server's event loop, so it must not
+    /// block.
+    pub fn observer(mut self, observer: Arc<dyn ServerObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+}
+
+/// What a server tells its [`ServerConfig::observer`]: every method has an
+/// empty default, and each is called on the event loop (count, never
+/// block).
+pub trait ServerObserver: Send + Sync {
+    /// A request was answered.
+    fn answered(&self, answer: &Answered<'_>) {
+        let _ = answer;
+    }
+
+    /// Something happened to a connection.
+    fn connection(&self, event: ConnectionEvent) {
+        let _ = event;
+    }
+}
+
+impl fmt::Debug for dyn ServerObserver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ServerObserver")
+    }
+}
+
+/// One answered request, for a [`ServerObserver`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Answered<'a> {
+    /// The map name asked, when the request named a configured one.
+    pub zone: Option<&'a str>,
+    /// What kind of reply went out.
+    pub reply: ReplyKind,
+    /// From the complete request to the reply's bytes.
+    pub took: Duration,
+    /// Whether a kept reply was reused ([`ServerConfig::reply_ttl`]): no
+    /// lookup, no plan.
+    pub reused: bool,
+    /// The plan the reply was made from.
+    pub plan: Option<&'a Plan>,
+    /// Why there is no plan, when a lookup failed.
+    pub error: Option<&'a ResolveError>,
+}
+
+/// The kind of a socketmap [`Reply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReplyKind {
+    /// `OK`.
+    Ok,
+    /// `NOTFOUND`.
+    NotFound,
+    /// `TEMP`.
+    Temp,
+    /// `TIMEOUT`.
+    Timeout,
+    /// `PERM`.
+    Perm,
+}
+
+impl ReplyKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [ReplyKind; 5] = [Self::Ok, Self::NotFound, Self::Temp, Self::Timeout, Self::Perm];
+
+    /// The reply's keyword, as Postfix reads it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "OK",
+            Self::NotFound => "NOTFOUND",
+            Self::Temp => "TEMP",
+            Self::Timeout => "TIMEOUT",
+            Self::Perm => "PERM",
+        }
+    }
+}
+
+impl Reply {
+    /// Its kind.
+    pub fn kind(&self) -> ReplyKind {
+        match self {
+            Self::Ok(_) => ReplyKind::Ok,
+            Self::NotFound => ReplyKind::NotFound,
+            Self::Temp(_) => ReplyKind::Temp,
+            Self::Timeout(_) => ReplyKind::Timeout,
+            Self::Perm(_) => ReplyKind::Perm,
+        }
+    }
+}
+
+/// A connection event, for a [`ServerObserver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConnectionEvent {
+    /// A connection was accepted and is served.
+    Accepted,
+    /// A connection over [`ServerConfig::max_connections`] got `TEMP` and
+    /// was closed.
+    OverLimit,
+    /// A request that is not a netstring, or is too long, got `PERM` and
+    /// the connection was closed.
+    Malformed,
+    /// A request that did not arrive whole within
+    /// [`ServerConfig::request_timeout`], or a reply that was not taken
+    /// within it: the connection was closed.
+    RequestTimeout,
+    /// A connection idle for [`ServerConfig::idle_timeout`] was closed.
+    Idle,
+}
+
+impl ConnectionEvent {
+    /// Every event, in a fixed order.
+    pub const ALL: [ConnectionEvent; 5] =
+        [Self::Accepted, Self::OverLimit, Self::Malformed, Self::RequestTimeout, Self::Idle];
+
+    /// A short name (`accepted`, `over_limit`, `malformed`,
+    /// `request_timeout`, `idle`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::OverLimit => "over_limit",
+            Self::Malformed => "malformed",
+            Self::RequestTimeout => "request_timeout",
+            Self::Idle => "idle",
+        }
     }
 }
 
@@ -229,8 +363,9 @@ impl Replies {
         kept.replies.get(payload).filter(|(until, _)| now < *until).map(|(_, bytes)| Arc::clone(bytes))
     }
 
-    /// `reply` encoded, and kept for reuse when it is `OK` or `NOTFOUND`.
-    fn keep(&self, payload: &[u8], mut reply: Reply, now: Instant) -> Arc<[u8]> {
+    /// `reply` encoded, and kept for reuse when it is `OK` or `NOTFOUND`;
+    /// the kind of reply that goes out.
+    fn keep(&self, payload: &[u8], mut reply: Reply, now: Instant) -> (Arc<[u8]>, ReplyKind) {
         let mut text = reply.to_string();
         if text.len() > MAX_REPLY {
             reply = Reply::Temp("the policy is too long for Postfix".into());
@@ -244,7 +379,14 @@ impl Replies {
                 kept.keep(payload, until, Arc::clone(&bytes), now);
             }
         }
-        bytes
+        (bytes, reply.kind())
+    }
+
+    /// Forgets every kept reply (the zones changed).
+    fn clear(&self) {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        kept.replies.clear();
+        kept.bytes = 0;
     }
 }
 
@@ -276,10 +418,10 @@ fn query<'a>(zones: &'a HashMap<String, Zone>, payload: &'a [u8]) -> Query<'a> {
 }
 
 /// The reply for a resolve's result.
-fn reply_of(zone: &Zone, name: &str, domain: &DomainName, result: Result<Plan, ResolveError>) -> Reply {
+fn reply_of(zone: &Zone, name: &str, domain: &DomainName, result: &Result<Plan, ResolveError>) -> Reply {
     match result {
         Ok(plan) => {
-            let reply = policy_reply(&plan, zone.options);
+            let reply = policy_reply(plan, zone.options);
             tracing::debug!(domain = %domain, zone = name, reply = %reply, "socketmap answer");
             reply
         }
@@ -310,7 +452,7 @@ pub fn answer(zones: &HashMap<String, Zone>, payload: &[u8]) -> Reply {
         Query::Done(reply) => reply,
         Query::Resolve { zone, name, domain } => {
             let result = zone.resolver.resolve_domain(&domain);
-            reply_of(zone, name, &domain, result)
+            reply_of(zone, name, &domain, &result)
         }
     }
 }
@@ -322,7 +464,7 @@ pub async fn answer_async(zones: &HashMap<String, Zone>, payload: &[u8]) -> Repl
         Query::Done(reply) => reply,
         Query::Resolve { zone, name, domain } => {
             let result = zone.resolver.inner().resolve_domain(&domain).await;
-            reply_of(zone, name, &domain, result)
+            reply_of(zone, name, &domain, &result)
         }
     }
 }
@@ -332,15 +474,17 @@ pub async fn answer_async(zones: &HashMap<String, Zone>, payload: &[u8]) -> Repl
 pub struct SocketmapServer {
     inet: Vec<SocketAddr>,
     unix: Vec<PathBuf>,
-    zones: Arc<HashMap<String, Zone>>,
     snapshot_dir: Option<PathBuf>,
     shared: Arc<Shared>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
 struct Shared {
-    zones: Arc<HashMap<String, Zone>>,
+    /// Replaced whole by [`SocketmapServer::replace_zones`]; a request
+    /// holds the map it started with.
+    zones: RwLock<Arc<HashMap<String, Zone>>>,
     replies: Replies,
+    observer: Option<Arc<dyn ServerObserver>>,
     stop: AtomicBool,
     stopped: Notify,
     active: AtomicUsize,
@@ -362,6 +506,17 @@ impl SocketmapServer {
     /// blocking policy fetches on its blocking pool. Fails when a listener
     /// cannot be bound or the runtime cannot start.
     pub fn start(config: ServerConfig) -> io::Result<Self> {
+        Self::start_on(config, Vec::new(), Vec::new())
+    }
+
+    /// [`start`](Self::start), also serving listeners bound already (by
+    /// systemd's socket activation, say): they are served as they are and
+    /// a UNIX-domain one is not removed at shutdown.
+    pub fn start_on(
+        config: ServerConfig,
+        tcp: Vec<std::net::TcpListener>,
+        unix: Vec<std::os::unix::net::UnixListener>,
+    ) -> io::Result<Self> {
         let now = SystemTime::now();
         if let Some(dir) = &config.snapshot_dir {
             for (name, zone) in &config.zones {
@@ -379,13 +534,22 @@ impl SocketmapServer {
         }
         let mut inet_listeners = Vec::new();
         let mut inet = Vec::new();
+        for listener in tcp {
+            listener.set_nonblocking(true)?;
+            inet.push(listener.local_addr()?);
+            inet_listeners.push(listener);
+        }
+        let mut unix_listeners = Vec::new();
+        for listener in unix {
+            listener.set_nonblocking(true)?;
+            unix_listeners.push(listener);
+        }
         for addr in &config.inet {
             let listener = std::net::TcpListener::bind(addr)?;
             listener.set_nonblocking(true)?;
             inet.push(listener.local_addr()?);
             inet_listeners.push(listener);
         }
-        let mut unix_listeners = Vec::new();
         for path in &config.unix {
             if std::fs::metadata(path).is_ok_and(|m| {
                 use std::os::unix::fs::FileTypeExt;
@@ -400,10 +564,10 @@ impl SocketmapServer {
         // Its blocking pool (the policy fetches) is named after the server too.
         let runtime =
             tokio::runtime::Builder::new_current_thread().thread_name("socketmap-blk").enable_all().build()?;
-        let zones = Arc::new(config.zones);
         let shared = Arc::new(Shared {
-            zones: Arc::clone(&zones),
+            zones: RwLock::new(Arc::new(config.zones)),
             replies: Replies { ttl: config.reply_ttl.min(MAX_REPLY_TTL), kept: Mutex::default() },
+            observer: config.observer,
             stop: AtomicBool::new(false),
             stopped: Notify::new(),
             active: AtomicUsize::new(0),
@@ -438,7 +602,22 @@ impl SocketmapServer {
             // Connections still open get a moment to finish their answer.
             runtime.shutdown_timeout(Duration::from_secs(1));
         })?;
-        Ok(Self { inet, unix: config.unix, zones, snapshot_dir: config.snapshot_dir, shared, thread: Some(thread) })
+        Ok(Self { inet, unix: config.unix, snapshot_dir: config.snapshot_dir, shared, thread: Some(thread) })
+    }
+
+    /// The zones served now.
+    pub fn zones(&self) -> Arc<HashMap<String, Zone>> {
+        self.shared.zones()
+    }
+
+    /// Serves `zones` from now on (a configuration reload): requests being
+    /// answered finish with the old ones, kept replies are forgotten. To
+    /// keep a zone's cached policies, build its new resolver's cache from
+    /// the old one (e.g. [`PolicyCache::snapshot`](crate::cache::PolicyCache::snapshot)
+    /// and [`restore`](crate::cache::PolicyCache::restore)).
+    pub fn replace_zones(&self, zones: HashMap<String, Zone>) {
+        *self.shared.zones.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(zones);
+        self.shared.replies.clear();
     }
 
     /// The bound TCP addresses (with the ports the system chose for port 0).
@@ -456,7 +635,7 @@ impl SocketmapServer {
         let Some(dir) = &self.snapshot_dir else { return Vec::new() };
         let now = SystemTime::now();
         let mut errors = Vec::new();
-        for (name, zone) in self.zones.iter() {
+        for (name, zone) in self.zones().iter() {
             if let Err(e) = save_snapshot(zone.resolver.cache(), &snapshot_path(dir, name), now) {
                 tracing::warn!(zone = %name, "cache snapshot not saved: {e}");
                 errors.push((name.clone(), e.to_string()));
@@ -569,15 +748,29 @@ impl Drop for Slot<'_> {
     }
 }
 
+impl Shared {
+    fn zones(&self) -> Arc<HashMap<String, Zone>> {
+        Arc::clone(&self.zones.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn event(&self, event: ConnectionEvent) {
+        if let Some(o) = &self.observer {
+            o.connection(event);
+        }
+    }
+}
+
 fn spawn_connection(shared: &Arc<Shared>, stream: Stream) {
     if shared.active.fetch_add(1, Ordering::AcqRel) >= shared.max_connections {
         shared.active.fetch_sub(1, Ordering::AcqRel);
+        shared.event(ConnectionEvent::OverLimit);
         // What the socket takes now, then close: a flood of connections over
         // the cap holds no task, no timer and no descriptor beyond this.
         let busy = encode(Reply::Temp("too many connections; retry".into()).to_string().as_bytes());
         let _ = stream.try_write(&busy);
         return;
     }
+    shared.event(ConnectionEvent::Accepted);
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
         let _slot = Slot(&shared.active);
@@ -598,6 +791,37 @@ async fn write_within(stream: &mut Stream, bytes: &[u8], timeout: Duration) -> b
     sent == bytes.len() || matches!(tokio::time::timeout(timeout, stream.write_all(&bytes[sent..])).await, Ok(Ok(())))
 }
 
+/// A reply made now (not a kept one), told to the observer.
+async fn fresh_answer(shared: &Shared, payload: &[u8], now: Instant) -> Arc<[u8]> {
+    let zones = shared.zones();
+    let answered = |zone, reply, result: Option<&Result<Plan, ResolveError>>| {
+        if let Some(o) = &shared.observer {
+            o.answered(&Answered {
+                zone,
+                reply,
+                took: now.elapsed(),
+                reused: false,
+                plan: result.and_then(|r| r.as_ref().ok()),
+                error: result.and_then(|r| r.as_ref().err()),
+            });
+        }
+    };
+    match query(&zones, payload) {
+        Query::Done(reply) => {
+            let (bytes, kind) = shared.replies.keep(payload, reply, now);
+            answered(None, kind, None);
+            bytes
+        }
+        Query::Resolve { zone, name, domain } => {
+            let result = zone.resolver.inner().resolve_domain(&domain).await;
+            let reply = reply_of(zone, name, &domain, &result);
+            let (bytes, kind) = shared.replies.keep(payload, reply, now);
+            answered(Some(name), kind, Some(&result));
+            bytes
+        }
+    }
+}
+
 /// Serves requests until the peer closes, goes idle, sends garbage, takes
 /// longer than the request timeout to send a request or to take a reply.
 async fn serve(shared: &Shared, mut stream: Stream) {
@@ -612,13 +836,29 @@ async fn serve(shared: &Shared, mut stream: Stream) {
                 Ok(Some((payload, used))) => {
                     let now = Instant::now();
                     let reply = match shared.replies.kept(payload, now) {
-                        Some(bytes) => bytes,
-                        None => {
-                            let reply = answer_async(&shared.zones, payload).await;
-                            shared.replies.keep(payload, reply, now)
+                        Some(bytes) => {
+                            if let Some(o) = &shared.observer {
+                                // Only OK and NOTFOUND replies are kept.
+                                let kind =
+                                    if bytes.get(3..5) == Some(b"OK") { ReplyKind::Ok } else { ReplyKind::NotFound };
+                                // A kept reply's request named a configured
+                                // zone (others are never kept).
+                                let zone = payload.split(|&b| b == b' ').next();
+                                o.answered(&Answered {
+                                    zone: zone.and_then(|z| std::str::from_utf8(z).ok()),
+                                    reply: kind,
+                                    took: now.elapsed(),
+                                    reused: true,
+                                    plan: None,
+                                    error: None,
+                                });
+                            }
+                            bytes
                         }
+                        None => fresh_answer(shared, payload, now).await,
                     };
                     if !write_within(&mut stream, &reply, shared.request_timeout).await {
+                        shared.event(ConnectionEvent::RequestTimeout);
                         return;
                     }
                     buf.drain(..used);
@@ -626,6 +866,7 @@ async fn serve(shared: &Shared, mut stream: Stream) {
                 }
                 Ok(None) => break,
                 Err(e) => {
+                    shared.event(ConnectionEvent::Malformed);
                     let perm = encode(Reply::Perm(e.to_string()).to_string().as_bytes());
                     let _ = write_within(&mut stream, &perm, shared.request_timeout).await;
                     return;
@@ -641,6 +882,7 @@ async fn serve(shared: &Shared, mut stream: Stream) {
             Some(at) => match shared.request_timeout.checked_sub(at.elapsed()) {
                 Some(left) if left >= MIN_TIMEOUT => left,
                 _ => {
+                    shared.event(ConnectionEvent::RequestTimeout);
                     let perm = encode(b"PERM the request took too long to arrive");
                     let _ = write_within(&mut stream, &perm, shared.request_timeout).await;
                     return;
@@ -648,7 +890,11 @@ async fn serve(shared: &Shared, mut stream: Stream) {
             },
         };
         match tokio::time::timeout(timeout, stream.read(&mut chunk)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            Err(_) => {
+                shared.event(if started.is_some() { ConnectionEvent::RequestTimeout } else { ConnectionEvent::Idle });
+                return;
+            }
             Ok(Ok(n)) => {
                 if buf.is_empty() {
                     started = Some(Instant::now());
