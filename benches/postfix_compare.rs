@@ -21,8 +21,9 @@
 //! with SSL_CERT_FILE set to the local CA.
 //!
 //! Needs root, `taskset`, `unshare`, `named` and `dnssec-signzone`,
-//! `nginx`, `mta-sts-daemon` on PATH, and the release build of
-//! `examples/socketmap`: `scripts/compare-postfix-mta-sts-resolver`
+//! `nginx`, `mta-sts-daemon` on PATH, and the release build of the
+//! program (`target/release/smtp-tls-policy`, `cargo build --release -p
+//! smtp-tls-policy-cli`): `scripts/compare-postfix-mta-sts-resolver`
 //! installs what is missing, builds it and runs `cargo bench --bench
 //! postfix_compare`. Without them it says so and exits successfully (so
 //! that `cargo bench` still runs everything else).
@@ -107,23 +108,23 @@ fn main() {
     let mut processes = Processes(Vec::new());
     processes.0.push(start_nginx(&dir, &pki, COLD * runs.len()));
 
-    let zone = |extra: &str| {
+    let zone = |name: &str, extra: &str| {
         format!(
-            "dns={DNS} anchor={} roots={} timeout=5s {extra}",
+            "[zones.{name}]\ndns = [\"{DNS}\"]\nanchor = \"{}\"\nroots = \"{}\"\ntimeout = \"5s\"\n{extra}",
             dir.join("root.key").display(),
             dir.join("ca.pem").display()
         )
     };
     let config = |listen: &str, reply_ttl: &str| {
         format!(
-            "listen inet:{listen}\nreply-ttl {reply_ttl}\nzone postfix {}\nzone stsonly {}\nzone plain {}\n",
-            zone(""),
-            zone("dane=none"),
-            zone("dane=none dnssec=off")
+            "[server]\nlisten = [\"inet:{listen}\"]\nreply-ttl = \"{reply_ttl}\"\n[admin]\nsocket = \"\"\n{}{}{}",
+            zone("postfix", ""),
+            zone("stsonly", "dane = \"none\"\n"),
+            zone("plain", "dane = \"none\"\ndnssec = \"off\"\n")
         )
     };
-    std::fs::write(dir.join("ours.conf"), config(OURS, "1s")).unwrap();
-    std::fs::write(dir.join("fresh.conf"), config(FRESH, "0")).unwrap();
+    std::fs::write(dir.join("ours.toml"), config(OURS, "1s")).unwrap();
+    std::fs::write(dir.join("fresh.toml"), config(FRESH, "0")).unwrap();
     let on_core_0 = |program: &Path| {
         let mut c = Command::new("taskset");
         c.args(["-c", "0"]).arg(program);
@@ -132,7 +133,8 @@ fn main() {
     let server = |name: &str| {
         on_core_0(&socketmap)
             .arg("--config")
-            .arg(dir.join(format!("{name}.conf")))
+            .arg(dir.join(format!("{name}.toml")))
+            .arg("serve")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
             .spawn()
@@ -233,7 +235,7 @@ fn line(name: &str, cold: Option<&(Figures, f64)>, warm: &Figures, warm_cpu: f64
     );
 }
 
-/// The release build of `examples/socketmap`, or what is missing.
+/// The release build of the program, or what is missing.
 fn prerequisites() -> Result<PathBuf, String> {
     let uid = std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -246,12 +248,12 @@ fn prerequisites() -> Result<PathBuf, String> {
             return Err(format!("{program} not found on PATH"));
         }
     }
-    // target/release/deps/postfix_compare-… → target/release/examples/socketmap
+    // target/release/deps/postfix_compare-… → target/release/smtp-tls-policy
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let socketmap = exe.parent().and_then(Path::parent).map(|d| d.join("examples/socketmap"));
-    match socketmap {
+    let program = exe.parent().and_then(Path::parent).map(|d| d.join("smtp-tls-policy"));
+    match program {
         Some(path) if path.exists() => Ok(path),
-        _ => Err("target/release/examples/socketmap is missing (cargo build --release --example socketmap)".into()),
+        _ => Err("target/release/smtp-tls-policy is missing (cargo build --release -p smtp-tls-policy-cli)".into()),
     }
 }
 

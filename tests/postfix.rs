@@ -414,20 +414,6 @@ fn the_cache_survives_a_restart_through_its_snapshot() {
 
 // ------------------------------------------------------- the real Postfix
 
-/// `postmap`, or `None` (a failure when SMTP_TLS_POLICY_REQUIRE_POSTFIX is
-/// set, as `.ci/run` does).
-fn postmap() -> Option<PathBuf> {
-    let found = ["/usr/sbin/postmap", "/usr/bin/postmap"].into_iter().map(PathBuf::from).find(|p| p.exists());
-    if found.is_none() {
-        assert!(
-            !support::required("SMTP_TLS_POLICY_REQUIRE_POSTFIX"),
-            "postmap not found: install Debian's postfix package (.ci/run does)"
-        );
-        eprintln!("postmap not installed: the real-Postfix queries were not run (.ci/run installs postfix)");
-    }
-    found
-}
-
 fn postmap_query(postmap: &Path, key: &str, map: &str) -> (i32, String, String) {
     let out = Command::new(postmap).args(["-q", key, map]).output().unwrap();
     (
@@ -439,7 +425,7 @@ fn postmap_query(postmap: &Path, key: &str, map: &str) -> (i32, String, String) 
 
 #[test]
 fn postmap_queries_the_server_over_tcp_and_unix_sockets() {
-    let Some(postmap) = postmap() else { return };
+    let Some(postmap) = support::postmap() else { return };
     let w = world();
     let dir = temp_dir("postmap");
     let s = server(&w, &dir);

@@ -1,143 +1,56 @@
-//! What an "MTA-STS checker" web page shows, for a real domain: the
+//! `smtp-tls-policy check DOMAIN`: what an "MTA-STS checker" web page
+//! shows, seen through this program's own DNS, roots and proxy: the
 //! `_mta-sts` TXT record, the policy (or exactly why none could be had),
 //! each MX host with whether the policy allows it, its TLSA records and
-//! their DNSSEC status, what this crate would require of a connection to
-//! it, the TLS-RPT record, and a list of problems with what to fix.
-//!
-//! ```text
-//! cargo run --example check -- example.com
-//! cargo run --example check -- example.com --connect   # also try STARTTLS on each MX (port 25)
-//! cargo run --example check -- example.com --json
-//! options: --dns IP[:PORT] (ask this resolver), --no-dnssec, --trust-ad (with --dns on loopback),
-//!          --anchor FILE (DNSKEY records to validate from instead of the IANA root)
-//! ```
+//! their DNSSEC status, what the zone's controls would require of a
+//! connection to it, the TLS-RPT record, and a list of problems with what
+//! to fix. The status page's `/check?domain=` renders the same report.
 //!
 //! DNSSEC is validated in process from the IANA root unless told
-//! otherwise. Without a network it stops after one DNS timeout (4 s) with
-//! a message saying so. Exit status: 0 no problems, 1 problems found, 2
-//! the check could not run.
+//! otherwise. Without a network it stops after one DNS timeout with a
+//! message saying so.
 
-mod support;
-
-use support::smtp;
-
-use std::net::{IpAddr, SocketAddr};
-use std::process::ExitCode;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use smtp_tls_policy::dns::Rrset;
 use smtp_tls_policy::dns::blocking::DnsResolver;
-use smtp_tls_policy::dns::{DnsConfig, DnssecMode, Rrset, TrustAnchor};
 use smtp_tls_policy::engine::{
-    Attempt, AuthOutcome, Authentication, Basis, DaneSupport, DestinationControls, DnssecStatus, DomainFacts,
-    HostResult, MxFacts, Profile, StsFacts, StsSupport, TlsSupport, TlsaFacts,
+    Attempt, AuthOutcome, Authentication, Basis, DestinationControls, DnssecStatus, DomainFacts, HostResult, MxFacts,
+    StsFacts, TlsaFacts,
 };
 use smtp_tls_policy::fetch::{FetchConfig, PolicyFetcher};
 use smtp_tls_policy::name::DomainName;
 use smtp_tls_policy::report::select_tlsrpt;
 use smtp_tls_policy::sts::{Mode, select_txt};
 
-struct Args {
-    domain: String,
-    connect: bool,
-    json: bool,
-    dns: Option<SocketAddr>,
-    dnssec: &'static str,
-    anchor: Option<String>,
-}
+use crate::smtp;
 
-fn args() -> Result<Args, String> {
-    let mut a =
-        Args { domain: String::new(), connect: false, json: false, dns: None, dnssec: "validate", anchor: None };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--connect" => a.connect = true,
-            "--json" => a.json = true,
-            "--no-dnssec" => a.dnssec = "off",
-            "--trust-ad" => a.dnssec = "trust-ad",
-            "--dns" => {
-                let v = it.next().ok_or("--dns needs an address")?;
-                let addr = v
-                    .parse::<SocketAddr>()
-                    .or_else(|_| v.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-                    .map_err(|_| format!("--dns {v}: not an IP address (or IP:PORT)"))?;
-                a.dns = Some(addr);
-            }
-            "--anchor" => {
-                let path = it.next().ok_or("--anchor needs a file of DNSKEY records")?;
-                a.anchor = Some(std::fs::read_to_string(&path).map_err(|e| format!("--anchor {path}: {e}"))?);
-            }
-            "-h" | "--help" => return Err(String::new()),
-            d if !d.starts_with('-') && a.domain.is_empty() => a.domain = d.to_owned(),
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    if a.domain.is_empty() {
-        return Err("give a domain".into());
-    }
-    Ok(a)
+/// What the check looks through.
+pub struct Setup {
+    pub dns: DnsResolver,
+    pub fetch: FetchConfig,
+    pub controls: DestinationControls,
+    /// Also try STARTTLS on port 25 of each MX host.
+    pub connect: bool,
+    /// The roots the STARTTLS probe trusts.
+    pub roots: smtp_tls_policy::verify::Roots,
 }
-
-const USAGE: &str = "usage: cargo run --example check -- DOMAIN [--connect] [--json] [--dns IP[:PORT]] [--no-dnssec | --trust-ad | --anchor FILE]";
 
 /// A problem and what to do about it.
 struct Problem(String);
 
-fn main() -> ExitCode {
-    let args = match args() {
-        Ok(a) => a,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("check: {e}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let domain = match DomainName::parse(&args.domain) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("check: {}: {e}", args.domain);
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args, &domain) {
-        Ok((report, problems)) => {
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
-            } else {
-                print_text(&report);
-            }
-            if problems == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
-        }
-        Err(e) => {
-            eprintln!("check: {e}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-fn run(args: &Args, domain: &DomainName) -> Result<(Value, usize), String> {
-    let mode = match args.dnssec {
-        "off" => DnssecMode::Off,
-        "trust-ad" => DnssecMode::TrustAd,
-        _ => match &args.anchor {
-            Some(keys) => DnssecMode::Validate(TrustAnchor::parse(keys).map_err(|e| e.to_string())?),
-            None => DnssecMode::default(),
-        },
-    };
-    let mut config = DnsConfig::default().dnssec(mode).timeout(Duration::from_secs(4)).attempts(1);
-    if let Some(dns) = args.dns {
-        config = config.servers([dns]);
-    }
-    let dns = DnsResolver::new(config).map_err(|e| e.to_string())?;
+/// Checks `domain`: the report, and how many problems it lists.
+pub fn run(setup: &Setup, domain: &DomainName) -> Result<(Value, usize), String> {
+    let dns = &setup.dns;
     // Offline (or behind a resolver that strips DNSSEC), stop here.
     if let Err(e) = dns.probe() {
-        let hint = if dns.validates() { ", or add --no-dnssec" } else { "" };
+        let hint = if dns.validates() { ", or turn DNSSEC validation off" } else { "" };
         return Err(format!(
             "{e}.\nThe check needs working DNS (and HTTPS to mta-sts.{domain}, and with --connect port 25): run it \
-             where the network allows that, or point --dns at a resolver that answers{hint}"
+             where the network allows that, or point it at a resolver that answers{hint}"
         ));
     }
     let mut problems: Vec<Problem> = Vec::new();
@@ -154,8 +67,7 @@ fn run(args: &Args, domain: &DomainName) -> Result<(Value, usize), String> {
                 Ok(record) => {
                     sts["record"] = json!(record.to_string());
                     sts["id"] = json!(record.id());
-                    let fetcher = PolicyFetcher::new(FetchConfig::default().timeout(Duration::from_secs(10)))
-                        .map_err(|e| e.to_string())?;
+                    let fetcher = PolicyFetcher::new(setup.fetch.clone()).map_err(|e| e.to_string())?;
                     sts["policy_url"] = json!(format!("https://mta-sts.{domain}/.well-known/mta-sts.txt"));
                     // The policy host through the same DNS as everything
                     // else (--dns included), not the system's resolver.
@@ -226,10 +138,8 @@ fn run(args: &Args, domain: &DomainName) -> Result<(Value, usize), String> {
 
     let mut hosts_json = Vec::new();
     if let Some(facts) = &facts {
-        let controls =
-            DestinationControls::new(Profile::new(TlsSupport::Preferred, DaneSupport::Opportunistic, StsSupport::On));
-        let plan = controls.plan(facts);
-        let roots = smtp_tls_policy::verify::webpki_roots();
+        let plan = setup.controls.plan(facts);
+        let roots = &setup.roots;
         for mx in &facts.mx {
             let host = mx.host.as_str();
             let mut h = json!({ "host": host });
@@ -267,8 +177,8 @@ fn run(args: &Args, domain: &DomainName) -> Result<(Value, usize), String> {
             match plan.hosts.iter().find(|p| p.host == mx.host) {
                 Some(hp) => {
                     h["requirement"] = json!(describe(&hp.requirement.auth, hp.requirement.basis));
-                    if args.connect {
-                        h["connect"] = connect(&dns, &plan, hp, &roots, &mut problems);
+                    if setup.connect {
+                        h["connect"] = connect(dns, &plan, hp, roots, &mut problems);
                     }
                 }
                 None => {
@@ -307,7 +217,7 @@ fn run(args: &Args, domain: &DomainName) -> Result<(Value, usize), String> {
     Ok((report, problems.len()))
 }
 
-fn describe(auth: &Authentication, basis: Basis) -> String {
+pub fn describe(auth: &Authentication, basis: Basis) -> String {
     let how = match auth {
         Authentication::None => "TLS if offered, no certificate check".to_owned(),
         Authentication::WebPki { names, .. } => format!(
@@ -376,32 +286,39 @@ fn connect(
     json!({ "address": address.to_string(), "attempt": attempt, "verdict": verdict })
 }
 
-fn print_text(r: &Value) {
+/// The report as text for a terminal.
+pub fn text(r: &Value) -> String {
+    let mut out = String::new();
     let s = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
-    println!("MTA-STS / DANE / TLS-RPT check of {}\n", s(&r["domain"]));
+    let _ = writeln!(out, "MTA-STS / DANE / TLS-RPT check of {}\n", s(&r["domain"]));
     let sts = &r["mta_sts"];
-    println!("MTA-STS TXT {}:", s(&sts["txt_name"]));
+    let _ = writeln!(out, "MTA-STS TXT {}:", s(&sts["txt_name"]));
     for t in sts["txt_records"].as_array().into_iter().flatten() {
-        println!("  {}", s(t));
+        let _ = writeln!(out, "  {}", s(t));
     }
     if !sts["txt_error"].is_null() {
-        println!("  → {}", s(&sts["txt_error"]));
+        let _ = writeln!(out, "  → {}", s(&sts["txt_error"]));
     }
     if !sts["policy_url"].is_null() {
-        println!("\nPolicy {}:", s(&sts["policy_url"]));
+        let _ = writeln!(out, "\nPolicy {}:", s(&sts["policy_url"]));
         match sts["policy"].as_str() {
-            Some(p) => p.lines().for_each(|l| println!("  {l}")),
-            None => println!("  → {}", s(&sts["policy_error"])),
+            Some(p) => p.lines().for_each(|l| {
+                let _ = writeln!(out, "  {l}");
+            }),
+            None => {
+                let _ = writeln!(out, "  → {}", s(&sts["policy_error"]));
+            }
         }
     }
     let mx = &r["mx"];
-    println!(
+    let _ = writeln!(
+        out,
         "\nMX hosts (DNSSEC: {}{}):",
         s(&mx["dnssec"]),
         if mx["implicit"] == json!(true) { ", no MX: the domain itself" } else { "" }
     );
     if !mx["error"].is_null() {
-        println!("  → {}", s(&mx["error"]));
+        let _ = writeln!(out, "  → {}", s(&mx["error"]));
     }
     for h in mx["hosts"].as_array().into_iter().flatten() {
         let allowed = match h["allowed_by_policy"].as_bool() {
@@ -409,32 +326,42 @@ fn print_text(r: &Value) {
             Some(false) => " [NOT allowed by the policy]",
             None => "",
         };
-        println!("  {}{allowed}", s(&h["host"]));
-        println!("    TLSA {}: {}", s(&h["tlsa"]["name"]), s(&h["tlsa"]["status"]));
+        let _ = writeln!(out, "  {}{allowed}", s(&h["host"]));
+        let _ = writeln!(out, "    TLSA {}: {}", s(&h["tlsa"]["name"]), s(&h["tlsa"]["status"]));
         for t in h["tlsa"]["records"].as_array().into_iter().flatten() {
-            println!("      {}", s(t));
+            let _ = writeln!(out, "      {}", s(t));
         }
-        println!("    requires: {}", s(&h["requirement"]));
+        let _ = writeln!(out, "    requires: {}", s(&h["requirement"]));
         if !h["connect"].is_null() {
             let c = &h["connect"];
             match c["error"].as_str() {
-                Some(e) => println!("    connect: {e}"),
-                None => println!("    connect {}: {} — {}", s(&c["address"]), s(&c["attempt"]), s(&c["verdict"])),
+                Some(e) => {
+                    let _ = writeln!(out, "    connect: {e}");
+                }
+                None => {
+                    let _ =
+                        writeln!(out, "    connect {}: {} — {}", s(&c["address"]), s(&c["attempt"]), s(&c["verdict"]));
+                }
             }
         }
     }
-    println!("\nTLS-RPT {}:", s(&r["tls_rpt"]["name"]));
+    let _ = writeln!(out, "\nTLS-RPT {}:", s(&r["tls_rpt"]["name"]));
     match r["tls_rpt"]["record"].as_str() {
-        Some(rec) => println!("  {rec}"),
-        None => println!("  → {}", s(&r["tls_rpt"]["error"])),
+        Some(rec) => {
+            let _ = writeln!(out, "  {rec}");
+        }
+        None => {
+            let _ = writeln!(out, "  → {}", s(&r["tls_rpt"]["error"]));
+        }
     }
     let problems = r["problems"].as_array().cloned().unwrap_or_default();
     if problems.is_empty() {
-        println!("\nNo problems found.");
+        let _ = writeln!(out, "\nNo problems found.");
     } else {
-        println!("\nProblems ({}):", problems.len());
+        let _ = writeln!(out, "\nProblems ({}):", problems.len());
         for p in problems {
-            println!("  - {}", s(&p));
+            let _ = writeln!(out, "  - {}", s(&p));
         }
     }
+    out
 }

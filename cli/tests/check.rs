@@ -1,9 +1,8 @@
-//! The checker example (`examples/check.rs`) against the local DNS world:
-//! every lookup, the policy host's addresses included, goes through the
-//! resolver it is pointed at (`--dns`), not the system's.
-#![cfg(all(feature = "resolver", feature = "rustls"))]
+//! `smtp-tls-policy check` against the local DNS world: every lookup, the
+//! policy host's addresses included, goes through the resolver it is
+//! pointed at (`--dns`), not the system's.
 
-#[path = "../examples/support/mod.rs"]
+#[path = "../../examples/support/mod.rs"]
 mod support;
 
 use std::process::Command;
@@ -11,16 +10,14 @@ use std::process::Command;
 use support::dns::Zones;
 use support::world::{LocalWorld, policy};
 
-/// The example binary cargo builds next to the tests.
+/// The program cargo builds for these tests.
 fn checker() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(|deps| deps.parent()).unwrap().join("examples").join("check")
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_smtp-tls-policy"))
 }
 
 #[test]
 fn the_checker_resolves_the_policy_host_through_its_own_dns() {
     let program = checker();
-    assert!(program.exists(), "{} is built by `cargo test` (examples are)", program.display());
     let signed = "mx.common A 127.0.0.1\n_tcp.mx.common TXT \"no TLSA below\"\n\
                   c MX 10 mx.common\n_mta-sts.c TXT \"v=STSv1; id=1;\"\nmta-sts.c A 127.0.0.1\n";
     let world = LocalWorld::start(&Zones { signed: signed.into(), ..Zones::default() });
@@ -30,7 +27,7 @@ fn the_checker_resolves_the_policy_host_through_its_own_dns() {
     let anchor = dir.join("root.key");
     std::fs::write(&anchor, &world.dns.root_anchor).unwrap();
     let out = Command::new(&program)
-        .args(["c.signed", "--json", "--dns", &world.dns.addr.to_string(), "--anchor"])
+        .args(["check", "c.signed", "--json", "--dns", &world.dns.addr.to_string(), "--anchor"])
         .arg(&anchor)
         .output()
         .unwrap();
