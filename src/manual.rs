@@ -917,7 +917,7 @@
 //!   `smtp_tls_security_level`, so no reply is weaker than what main.cf
 //!   would choose: a policy that could not be had is `NOTFOUND`, or the
 //!   level the zone names ([`ZoneOptions::unavailable`](crate::postfix::ZoneOptions),
-//!   `sts-unavailable=` in the example), with `policy_failure` under
+//!   `sts-unavailable` in the program's zones), with `policy_failure` under
 //!   `tlsrpt=yes` — never `OK may` by itself.
 //! - Policy text never becomes Postfix attributes: with `tlsrpt=yes`, a
 //!   policy line that cannot be written inside `{ … }` (a brace, a control
@@ -961,8 +961,8 @@
 //!   slot given back however the task ends; at shutdown open connections
 //!   get one second. Measured: CPU per warm query 1.14× a do-nothing
 //!   responder's (README, `postfix_compare`).
-//! - The program is `examples/socketmap.rs`, not a `[[bin]]`: the library
-//!   keeps no server-only dependency (signal handling, a log writer).
+//! - The server is run by the operator's program (below), a package of
+//!   its own, so that the library keeps no server-only dependency.
 //!   Snapshots per zone (`<dir>/<zone>.snapshot`, the zone's name with
 //!   every byte but `a`–`z`, `0`–`9` and `-` written as `_` and two hex
 //!   digits, so `rpt.a` and `rpt_a` never share a file:
@@ -973,3 +973,71 @@
 //!   whose policy this version does not accept is left out (logged) and the
 //!   others are restored; a snapshot whose framing or checksum is wrong is
 //!   refused whole.
+//! # The operator's program (`cli/`, binary `smtp-tls-policy`)
+//!
+//! A package of the workspace beside this library, built on maintained
+//! crates: clap (the command line), serde + toml (the configuration),
+//! tracing-subscriber (text or JSON logs), prometheus-client (metrics),
+//! tiny_http (the web endpoints), sd-notify and listenfd (systemd). The
+//! library gained only what a server needs from outside and any MTA could
+//! use: [`ServerObserver`](crate::postfix::server::ServerObserver),
+//! [`SocketmapServer::replace_zones`](crate::postfix::server::SocketmapServer::replace_zones)
+//! and [`SocketmapServer::start_on`](crate::postfix::server::SocketmapServer::start_on).
+//! Decisions:
+//!
+//! - **Configuration.** One TOML file (`/etc/smtp-tls-policy/config.toml`;
+//!   `config init` prints it with every default, commented; the .deb ships
+//!   exactly that). Unknown keys, wrong types and bad values are refused
+//!   by the TOML reader with `FILE:LINE:COLUMN: …`; what needs a second
+//!   look (an anchor or roots file that does not parse, a Redis URL, a
+//!   non-loopback web address without `allow-remote`, an unknown
+//!   `sts-unavailable` level, a `tlsrpt.from` without a domain) is
+//!   reported at the value's own position. `config check` also builds
+//!   every zone, so a resolver path that cannot validate DNSSEC is found
+//!   before the service starts (the unit's `ExecStartPre`).
+//! - **Reload (SIGHUP).** The file is read and every zone built before
+//!   anything changes; an error leaves the running configuration as it is
+//!   (logged with line and column, counted as
+//!   `config_reloads_total{outcome="refused"}`). The new zones take over
+//!   each old zone's cached policies (an in-memory snapshot), so a reload
+//!   never refetches; kept replies are forgotten. Listeners, the admin
+//!   socket, the web address, logging and TLS-RPT are bound at start: a
+//!   change there is logged as needing a restart.
+//! - **Admin socket.** A UNIX-domain stream socket, owner-only (`0600`)
+//!   in the service's runtime directory: the server's user and root may
+//!   use it, nobody over the network. One request line, the answer `ok` or
+//!   `error: …` and a body. `cache export`/`import` carry the snapshot
+//!   format of the cache files (checksummed; an entry this version does
+//!   not accept is left out and listed). `query` resolves through the
+//!   zone's resolver as a Postfix query would (cached policies apply) and
+//!   explains each host's requirement and basis. `report send-now` runs
+//!   the sender's pass at once — closed windows are queued, destinations
+//!   whose retry time has come are tried; a destination in back-off waits
+//!   for its time (RFC 8460 §5.5 asks senders not to hammer receivers).
+//! - **Metrics.** Counted where they happen — the socketmap server tells
+//!   its observer of each answer and connection event on its event loop
+//!   (atomic counters; label values are configured zone names, reply
+//!   kinds and fixed outcome names only, so no request can grow the
+//!   series) — and read at scrape time from the caches and the TLS-RPT
+//!   sender. OpenMetrics when the scraper asks for it (Prometheus does),
+//!   otherwise Prometheus's text format with counter families named by
+//!   their `_total` samples, which `promtool check metrics` accepts.
+//! - **Web page.** Loopback by default; plain HTML with a
+//!   `Content-Security-Policy` that allows no script, every value escaped.
+//!   `/check?domain=` runs the checker through a zone's DNS, anchor,
+//!   roots, proxy and controls (`&map=NAME`, default the first zone): the
+//!   view only the MTA itself has. At most four checks run at once; more
+//!   get 503.
+//! - **systemd.** `Type=notify` (`READY=1` once every listener is bound,
+//!   `RELOADING=1` … `READY=1` around a reload, `STOPPING=1`), socket
+//!   activation for the socketmap socket (a `listen` entry naming an
+//!   address systemd handed over is not bound again, so one configuration
+//!   works with and without the socket unit), `DynamicUser` with
+//!   `ProtectSystem=strict` and its own state and runtime directories. The
+//!   hardened unit cannot reach Postfix's private directory or run its
+//!   setgid `postdrop`; the unit's comment gives the drop-in TLS-RPT by
+//!   Postfix needs.
+//! - **Check.** `smtp-tls-policy check` is the former checker example:
+//!   every lookup through the resolver it is given, the policy host's
+//!   addresses included; with `--map` the zone's settings.
+//!
