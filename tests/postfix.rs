@@ -310,6 +310,75 @@ fn replies_are_reused_for_the_reply_ttl_only() {
     }
 }
 
+/// What an observer is told: every answer with its zone, kind, reuse and
+/// plan, and connection events; `replace_zones` serves the new zones at
+/// once and forgets kept replies.
+#[test]
+fn the_observer_sees_every_answer_and_zones_can_be_replaced() {
+    use smtp_tls_policy::postfix::server::{Answered, ConnectionEvent, ReplyKind, ServerObserver};
+    use std::sync::{Arc, Mutex};
+
+    /// Zone, reply kind, reused, with a plan.
+    type Seen1 = (Option<String>, ReplyKind, bool, bool);
+    #[derive(Default)]
+    struct Seen {
+        answers: Mutex<Vec<Seen1>>,
+        events: Mutex<Vec<ConnectionEvent>>,
+    }
+    impl ServerObserver for Seen {
+        fn answered(&self, a: &Answered<'_>) {
+            let entry = (a.zone.map(str::to_owned), a.reply, a.reused, a.plan.is_some());
+            self.answers.lock().unwrap().push(entry);
+        }
+        fn connection(&self, event: ConnectionEvent) {
+            self.events.lock().unwrap().push(event);
+        }
+    }
+
+    let w = world();
+    let seen = Arc::new(Seen::default());
+    let config = ServerConfig::default()
+        .inet("127.0.0.1:0".parse().unwrap())
+        .reply_ttl(Duration::from_secs(60))
+        .observer(Arc::clone(&seen) as Arc<dyn ServerObserver>)
+        .zone("postfix", zone(&w, false, ZoneOptions::default()));
+    let s = SocketmapServer::start(config).unwrap();
+    let a = s.local_addrs()[0];
+    let enforce = "OK secure match=mx.common.signed servername=hostname";
+    assert_eq!(query(a, "postfix enforce.signed"), enforce);
+    assert_eq!(query(a, "postfix enforce.signed"), enforce);
+    assert_eq!(query(a, "other enforce.signed"), "PERM unknown map name \"other\": configure it as a zone");
+    let mut bad = TcpStream::connect(a).unwrap();
+    bad.write_all(b"x:").unwrap();
+    let mut rest = Vec::new();
+    let _ = bad.read_to_end(&mut rest);
+    // The zones change: "other" is served, "postfix" is gone, and the kept
+    // reply of "postfix" is not given out any more.
+    let mut zones = std::collections::HashMap::new();
+    zones.insert("other".to_owned(), zone(&w, true, ZoneOptions::default()));
+    s.replace_zones(zones);
+    assert_eq!(s.zones().keys().collect::<Vec<_>>(), ["other"]);
+    assert_eq!(query(a, "other enforce.signed"), enforce);
+    assert!(query(a, "postfix enforce.signed").starts_with("PERM unknown map name \"postfix\""));
+    s.shutdown();
+    let answers = seen.answers.lock().unwrap().clone();
+    let postfix = Some("postfix".to_owned());
+    let other = Some("other".to_owned());
+    assert_eq!(
+        answers,
+        [
+            (postfix.clone(), ReplyKind::Ok, false, true),
+            (postfix, ReplyKind::Ok, true, false),
+            (None, ReplyKind::Perm, false, false),
+            (other, ReplyKind::Ok, false, true),
+            (None, ReplyKind::Perm, false, false),
+        ]
+    );
+    let events = seen.events.lock().unwrap().clone();
+    assert_eq!(events.iter().filter(|e| **e == ConnectionEvent::Accepted).count(), 6, "{events:?}");
+    assert!(events.contains(&ConnectionEvent::Malformed), "{events:?}");
+}
+
 #[test]
 fn idle_connections_are_closed() {
     let w = world();
