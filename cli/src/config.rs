@@ -83,6 +83,15 @@ pub enum Listen {
     Unix(PathBuf),
 }
 
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Inet(addr) => write!(f, "inet:{addr}"),
+            Self::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Listen {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
@@ -232,7 +241,7 @@ pub struct Tlsrpt {
     /// The reports' sender address; mails go through /usr/sbin/sendmail.
     pub from: Spanned<String>,
     /// The map whose DNS finds each domain's `_smtp._tls` record (default:
-    /// the first).
+    /// the first by name).
     pub zone: Option<String>,
     /// How often closed days are turned into reports and the outbox tried.
     #[serde(default = "five_minutes", deserialize_with = "duration")]
@@ -448,7 +457,7 @@ level = "info"
 # organization = "Example Mail"
 # contact = "mailto:postmaster@example.net"
 # from = "tlsrpt@mta.example.net"
-# zone = "postfix"   # whose DNS finds _smtp._tls (default: the first)
+# zone = "postfix"   # whose DNS finds _smtp._tls (default: the first by name)
 # every = "5m"
 "#;
 

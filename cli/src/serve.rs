@@ -130,7 +130,16 @@ pub fn run(path: &Path) -> std::process::ExitCode {
     }
     let server = match SocketmapServer::start_on(server_config, tcp, unix) {
         Ok(s) => s,
-        Err(e) => return fail(1, format!("cannot listen: {e}")),
+        Err(e) => {
+            let addrs: Vec<String> = config.server.listen.iter().map(|l| l.get_ref().to_string()).collect();
+            return fail(
+                1,
+                format!(
+                    "cannot listen on {}: {e} (is another policy server on the address? postfix-mta-sts-resolver also uses 127.0.0.1:8461: stop it first)",
+                    addrs.join(", ")
+                ),
+            );
+        }
     };
     tracing::info!(addrs = ?server.local_addrs(), "socketmap server ready");
     let first_zone = config.zones.keys().next().cloned().unwrap_or_default();
