@@ -173,7 +173,11 @@ fn no_tlsrpt() -> String {
 fn import(backend: &dyn Backend, zone_name: &str, bytes: &[u8]) -> Result<Vec<u8>, String> {
     let zones = backend.zones();
     let zone = zone(&zones, zone_name)?;
-    let restored = zone.resolver.cache().restore(bytes, SystemTime::now()).map_err(|e| e.to_string())?;
+    let restored = zone
+        .resolver
+        .cache()
+        .restore(bytes, SystemTime::now())
+        .map_err(|e| format!("the snapshot was refused, the cache is unchanged: {e}"))?;
     let mut out =
         format!("{} policies imported into {zone_name}, {} left out\n", restored.loaded, restored.skipped.len());
     for (domain, why) in &restored.skipped {
