@@ -247,7 +247,7 @@ fn connect(
 ) -> Value {
     let address = match dns.addresses(&host.host) {
         Ok(a) => match a.rrset {
-            Rrset::Records(ips) => ips[0],
+            Rrset::Records(ips) if !ips.is_empty() => ips[0],
             _ => return json!({ "error": "no address records" }),
         },
         Err(e) => return json!({ "error": e.to_string() }),
