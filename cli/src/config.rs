@@ -42,7 +42,7 @@ pub struct Config {
 }
 
 /// `[server]`: the socketmap listeners and their limits.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct Server {
     /// `inet:HOST:PORT` or `unix:PATH`; sockets handed over by systemd are
@@ -180,7 +180,7 @@ pub enum DnssecBroken {
 }
 
 /// `[admin]`: the UNIX-domain socket of the admin commands.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct Admin {
     /// Created owner-only (0600); an empty string turns it off.
@@ -194,7 +194,7 @@ impl Default for Admin {
 }
 
 /// `[web]`: `/metrics`, the status page and `/check`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct Web {
     /// `HOST:PORT`; none: off. A non-loopback address needs
@@ -204,7 +204,7 @@ pub struct Web {
 }
 
 /// `[log]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct Log {
     pub format: LogFormat,
@@ -226,7 +226,7 @@ pub enum LogFormat {
 }
 
 /// `[tlsrpt]`: TLS-RPT for Postfix ≥ 3.10.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Tlsrpt {
     /// Where Postfix's libtlsrpt sends its datagrams

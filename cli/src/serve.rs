@@ -277,14 +277,16 @@ fn reload(path: &Path, state: &State, running: &Config) -> Result<(Config, HashM
     let old = state.zones();
     let built = zones::build(&source, &config, Some(&old)).map_err(|e| e.to_string())?;
     let (zones, fetch) = split(built);
-    for (table, before, after) in [
-        ("server", format!("{:?}", running.server), format!("{:?}", config.server)),
-        ("admin", format!("{:?}", running.admin), format!("{:?}", config.admin)),
-        ("web", format!("{:?}", running.web), format!("{:?}", config.web)),
-        ("log", format!("{:?}", running.log), format!("{:?}", config.log)),
-        ("tlsrpt", format!("{:?}", running.tlsrpt), format!("{:?}", config.tlsrpt)),
+    // By value: positions in the file (spans) do not count, so editing a
+    // zone does not make the tables after it look changed.
+    for (table, changed) in [
+        ("server", running.server != config.server),
+        ("admin", running.admin != config.admin),
+        ("web", running.web != config.web),
+        ("log", running.log != config.log),
+        ("tlsrpt", running.tlsrpt != config.tlsrpt),
     ] {
-        if before != after {
+        if changed {
             tracing::warn!("[{table}] changed: restart the server to apply it (a reload applies [zones])");
         }
     }
