@@ -1027,7 +1027,10 @@
 //!   `/check?domain=` runs the checker through a zone's DNS, anchor,
 //!   roots, proxy and controls (`&map=NAME`, default the first zone): the
 //!   view only the MTA itself has. At most four checks run at once; more
-//!   get 503.
+//!   get 503. Without `allow-remote`, a request whose `Host` is neither an
+//!   address nor `localhost` gets 421: a web page elsewhere that points a
+//!   name of its own at 127.0.0.1 (DNS rebinding) cannot read the cache
+//!   or start checks through the browser of someone on this machine.
 //! - **systemd.** `Type=notify` (`READY=1` once every listener is bound,
 //!   `RELOADING=1` … `READY=1` around a reload, `STOPPING=1`), socket
 //!   activation for the socketmap socket (a `listen` entry naming an

@@ -197,7 +197,8 @@ pub fn run(path: &Path) -> std::process::ExitCode {
         }
         if let Some(server) = &web {
             let (state, stop) = (&state, &stop);
-            scope.spawn(move || web::serve(server, state, stop));
+            let remote = running.web.allow_remote;
+            scope.spawn(move || web::serve(server, state, stop, remote));
             if let Some(addr) = &running.web.listen {
                 tracing::info!(addr = %addr.get_ref(), "web endpoints ready: /, /check?domain=, /metrics");
             }

@@ -19,8 +19,23 @@ const MAX_CHECKS: usize = 4;
 /// Cache entries shown on the status page.
 const MAX_SHOWN: usize = 500;
 
-/// Serves `server` until `stop` is set.
-pub fn serve(server: &tiny_http::Server, state: &Arc<State>, stop: &AtomicBool) {
+/// Whether a request's `Host` names this machine by address or as
+/// `localhost`. A page elsewhere can point a name of its own at 127.0.0.1
+/// (DNS rebinding) and read what a loopback server shows; such a request
+/// carries that name.
+fn local_host(request: &tiny_http::Request) -> bool {
+    let Some(host) = request.headers().iter().find(|h| h.field.equiv("Host")) else { return false };
+    let host = host.value.as_str();
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or(v6, |(ip, _)| ip),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
+}
+
+/// Serves `server` until `stop` is set; with `remote` false (the default)
+/// only requests whose `Host` is an address or `localhost`.
+pub fn serve(server: &tiny_http::Server, state: &Arc<State>, stop: &AtomicBool, remote: bool) {
     let checks = Arc::new(AtomicUsize::new(0));
     while !stop.load(Ordering::Acquire) {
         let request = match server.recv_timeout(Duration::from_millis(100)) {
@@ -28,6 +43,11 @@ pub fn serve(server: &tiny_http::Server, state: &Arc<State>, stop: &AtomicBool) 
             Ok(None) => continue,
             Err(_) => return,
         };
+        if !remote && !local_host(&request) {
+            let body = "this server answers only requests for its address or localhost (Host header); set [web] allow-remote = true to serve other names\n";
+            respond(request, 421, "text/plain; charset=utf-8", body.into());
+            continue;
+        }
         let url = request.url().to_owned();
         let (path, query) = url.split_once('?').unwrap_or((&url, ""));
         match path {
@@ -102,33 +122,7 @@ pub fn escape(text: &str) -> String {
 
 /// A query parameter, percent- and `+`-decoded.
 fn param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == name).then(|| decode(v))
-    })
-}
-
-fn decode(v: &str) -> String {
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse}\

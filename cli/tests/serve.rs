@@ -86,9 +86,13 @@ impl Server {
     }
 
     fn http_get(&self, path: &str) -> String {
+        self.http_get_as(path, "localhost")
+    }
+
+    fn http_get_as(&self, path: &str, host: &str) -> String {
         let mut s = TcpStream::connect(self.web).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+        write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         out
@@ -285,6 +289,17 @@ fn postfix_queries_admin_commands_reloads_metrics_and_shutdown() {
         "{err}"
     );
     std::fs::write(&server.config, &text).unwrap();
+
+    // A name of someone else's pointed at 127.0.0.1 (DNS rebinding) gets
+    // nothing; the address and localhost do.
+    for host in ["rebind.attacker.example", "rebind.attacker.example:8462"] {
+        let refused = server.http_get_as("/", host);
+        assert!(refused.starts_with("HTTP/1.0 421") || refused.starts_with("HTTP/1.1 421"), "{refused}");
+        assert!(!refused.contains("c.signed"), "{refused}");
+    }
+    for host in [server.web.to_string(), "127.0.0.1".into(), "LOCALHOST:1".into(), "[::1]:8462".into()] {
+        assert!(server.http_get_as("/", &host).contains("c.signed"), "{host}");
+    }
 
     // Metrics: what happened, in a format Prometheus's own linter accepts.
     let response = server.http_get("/metrics");
