@@ -186,19 +186,9 @@ fn import(backend: &dyn Backend, zone_name: &str, bytes: &[u8]) -> Result<Vec<u8
     Ok(out.into_bytes())
 }
 
-fn secs(t: SystemTime) -> String {
-    match t.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => humantime_rfc3339(d.as_secs()),
-        Err(_) => "before 1970".into(),
-    }
-}
-
 /// RFC 3339 UTC, to the second.
-fn humantime_rfc3339(secs: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let (y, m, d) = (t.year(), u8::from(t.month()), t.day());
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", t.hour(), t.minute(), t.second())
+fn secs(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// One line of `cache list`.

@@ -338,11 +338,8 @@ fn check_setup(args: &CheckArgs, config_path: Option<&Path>) -> Result<check::Se
     let mut fetch = FetchConfig::default().timeout(Duration::from_secs(10));
     let mut roots = smtp_tls_policy::verify::webpki_roots();
     if let Some(path) = &args.roots {
-        use rustls_pki_types::CertificateDer;
-        use rustls_pki_types::pem::PemObject;
         let bad = |e: String| format!("--roots {}: {e}", path.display());
-        let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))?.collect();
-        let certs = certs.map_err(|e| bad(e.to_string()))?;
+        let certs = zones::pem_certificates(path).map_err(bad)?;
         fetch = fetch.roots(smtp_tls_policy::fetch::Roots::custom(&certs).map_err(|e| bad(e.to_string()))?);
         roots = smtp_tls_policy::verify::custom_roots(&certs).map_err(|e| bad(e.to_string()))?;
     }

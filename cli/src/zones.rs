@@ -74,16 +74,9 @@ fn zone(source: &Source, name: &str, spanned: &Spanned<ZoneConfig>) -> Result<Bu
         "webpki" => Roots::webpki(),
         "os" => Roots::os().map_err(|e| at(source, &z.roots, format!("zones.{name}.roots = \"os\": {e}")))?,
         path => {
-            use rustls_pki_types::CertificateDer;
-            use rustls_pki_types::pem::PemObject;
             let bad = |e: String| at(source, &z.roots, format!("zones.{name}.roots = {path:?}: {e}"));
-            let certs: Result<Vec<_>, _> =
-                CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))?.collect();
-            let certs = certs.map_err(|e| bad(e.to_string()))?;
-            if certs.is_empty() {
-                return Err(bad("no certificate in the file".into()));
-            }
-            Roots::custom(&certs).map_err(|e| bad(e.to_string()))?
+            Roots::custom(&pem_certificates(std::path::Path::new(path)).map_err(bad)?)
+                .map_err(|e| bad(e.to_string()))?
         }
     });
     if let Some(proxy) = &z.proxy {
@@ -126,6 +119,20 @@ fn zone(source: &Source, name: &str, spanned: &Spanned<ZoneConfig>) -> Result<Bu
     let unavailable = Level::parse(z.sts_unavailable.get_ref());
     let options = ZoneOptions::default().tlsrpt(z.tlsrpt).unavailable(unavailable);
     Ok(Built { zone: Zone { resolver, options }, fetch })
+}
+
+/// The certificates of a PEM file (at least one).
+pub fn pem_certificates(path: &std::path::Path) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| e.to_string())?
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no certificate in the file".into());
+    }
+    Ok(certs)
 }
 
 /// `store = "redis://…"`: the policy cache shared by the nodes of a
