@@ -51,9 +51,7 @@ fn the_dashboard_names_exported_metrics() {
 #[test]
 fn the_units_verify_and_the_deb_holds_everything() {
     let units = manifest_dir().join("debian");
-    if let Some(analyze) =
-        ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].into_iter().map(Path::new).find(|p| p.exists())
-    {
+    if let Some(analyze) = support::tool("systemd-analyze", "SMTP_TLS_POLICY_REQUIRE_SYSTEMD") {
         // verify wants the unit's programs where the unit says: a root
         // with /usr/bin/smtp-tls-policy and /bin/kill.
         let root = std::env::temp_dir().join(format!("smtp-tls-policy-units-{}", std::process::id()));
@@ -82,19 +80,9 @@ fn the_units_verify_and_the_deb_holds_everything() {
         assert!(out.status.success(), "systemd-analyze verify: {err}");
         assert!(!err.contains("smtp-tls-policy"), "systemd-analyze verify: {err}");
         let _ = std::fs::remove_dir_all(&root);
-    } else {
-        assert!(!support::required("SMTP_TLS_POLICY_REQUIRE_SYSTEMD"), "systemd-analyze not found");
     }
 
-    let cargo_deb = std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo/bin/cargo-deb")).filter(|p| p.exists());
-    let Some(cargo_deb) = cargo_deb else {
-        assert!(
-            !support::required("SMTP_TLS_POLICY_REQUIRE_CARGO_DEB"),
-            "cargo-deb not found: `cargo install cargo-deb` (.ci/run does)"
-        );
-        eprintln!("cargo-deb not installed: the .deb was not built (.ci/run installs it)");
-        return;
-    };
+    let Some(cargo_deb) = support::tool("cargo-deb", "SMTP_TLS_POLICY_REQUIRE_CARGO_DEB") else { return };
     // The binary cargo built for these tests (the dev profile), packaged
     // as it is: no second build inside the test.
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("deb");

@@ -199,18 +199,6 @@ fn postfix_query(server: &Server, domain: &str) -> String {
     }
 }
 
-fn tool(name: &str, var: &str) -> Option<PathBuf> {
-    let found = [format!("/usr/bin/{name}"), format!("/usr/local/bin/{name}")]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists());
-    if found.is_none() {
-        assert!(!support::required(var), "{name} not found: .ci/run installs it ({var} is set)");
-        eprintln!("{name} not installed: that part of the test was not run (.ci/run installs it)");
-    }
-    found
-}
-
 #[test]
 fn postfix_queries_admin_commands_reloads_metrics_and_shutdown() {
     let world = world();
@@ -325,7 +313,7 @@ fn postfix_queries_admin_commands_reloads_metrics_and_shutdown() {
     ] {
         assert!(metrics.contains(line), "{line} not in\n{metrics}");
     }
-    if let Some(promtool) = tool("promtool", "SMTP_TLS_POLICY_REQUIRE_PROMETHEUS") {
+    if let Some(promtool) = support::tool("promtool", "SMTP_TLS_POLICY_REQUIRE_PROMETHEUS") {
         let mut child = Command::new(promtool)
             .args(["check", "metrics"])
             .stdin(Stdio::piped())
@@ -356,8 +344,8 @@ fn postfix_queries_admin_commands_reloads_metrics_and_shutdown() {
 
 /// Headless Chromium, as the machine notes start it (no sandbox as root,
 /// no background networking on a closed network).
-fn chromium(profile: &Path, args: &[&str]) -> std::process::Output {
-    Command::new("/usr/bin/chromium")
+fn chromium(browser: &Path, profile: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(browser)
         .args([
             "--headless",
             "--no-sandbox",
@@ -376,9 +364,7 @@ fn chromium(profile: &Path, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn the_pages_render_in_chromium() {
-    if tool("chromium", "SMTP_TLS_POLICY_REQUIRE_CHROMIUM").is_none() {
-        return;
-    }
+    let Some(browser) = support::tool("chromium", "SMTP_TLS_POLICY_REQUIRE_CHROMIUM") else { return };
     let world = world();
     let server = start(&world, "web");
     assert!(postfix_query(&server, "c.signed").starts_with("secure"));
@@ -386,7 +372,7 @@ fn the_pages_render_in_chromium() {
     let base = format!("http://{}", server.web);
 
     // The status page: the cache.
-    let out = chromium(&profile, &["--dump-dom", &format!("{base}/")]);
+    let out = chromium(&browser, &profile, &["--dump-dom", &format!("{base}/")]);
     let dom = String::from_utf8_lossy(&out.stdout);
     assert!(
         dom.contains("<h2>Cache (1 domains)</h2>") && dom.contains("c.signed\tid=1\tmode=enforce"),
@@ -395,7 +381,7 @@ fn the_pages_render_in_chromium() {
 
     // The check page, through the zone's DNS, roots and proxy.
     let check = format!("{base}/check?domain=c.signed");
-    let out = chromium(&profile, &["--dump-dom", &check]);
+    let out = chromium(&browser, &profile, &["--dump-dom", &check]);
     let dom = String::from_utf8_lossy(&out.stdout);
     for text in [
         "<h1>Check of c.signed</h1>",
@@ -410,13 +396,15 @@ fn the_pages_render_in_chromium() {
         assert!(dom.contains(text), "{text:?} not in\n{dom}");
     }
     // Hostile input is escaped, never markup.
-    let out = chromium(&profile, &["--dump-dom", &format!("{base}/check?domain=%3Cscript%3Ex%3C%2Fscript%3E")]);
+    let out =
+        chromium(&browser, &profile, &["--dump-dom", &format!("{base}/check?domain=%3Cscript%3Ex%3C%2Fscript%3E")]);
     let dom = String::from_utf8_lossy(&out.stdout);
     assert!(dom.contains("value=\"&lt;script&gt;x&lt;/script&gt;\"") && !dom.contains("<script>"), "{dom}");
 
     // The screenshot the README shows.
     let shot = server.dir.join("check-page.png");
-    let out = chromium(&profile, &["--window-size=1100,1000", &format!("--screenshot={}", shot.display()), &check]);
+    let out =
+        chromium(&browser, &profile, &["--window-size=1100,1000", &format!("--screenshot={}", shot.display()), &check]);
     let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("{e}: {out:?}"));
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000, "{} bytes", png.len());
     let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join("check-page.png");
@@ -430,7 +418,7 @@ fn the_pages_render_in_chromium() {
 /// again); readiness, reload and stop reach `NOTIFY_SOCKET`.
 #[test]
 fn socket_activation_and_readiness_notification() {
-    let Some(activate) = tool("systemd-socket-activate", "SMTP_TLS_POLICY_REQUIRE_SYSTEMD") else { return };
+    let Some(activate) = support::tool("systemd-socket-activate", "SMTP_TLS_POLICY_REQUIRE_SYSTEMD") else { return };
     let world = world();
     let (dir, config, socketmap, web) = prepare(&world, "activate");
     let notify = std::os::unix::net::UnixDatagram::bind(dir.join("notify")).unwrap();

@@ -25,6 +25,27 @@ pub fn postmap() -> Option<std::path::PathBuf> {
     found
 }
 
+/// The program `name` on PATH (or in /usr/sbin, /sbin, cargo's bin
+/// directory), or `None` — a failure when `var` is set or on CI, since
+/// `.ci/run` installs it.
+#[allow(dead_code)] // each user takes what it needs
+pub fn tool(name: &str, var: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")));
+    let found = std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .chain(cargo_home.map(|c| c.join("bin")))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(!required(var), "{name} not found: .ci/run installs it ({var} is set, or CI)");
+        eprintln!("{name} not installed: that part of the test was not run (.ci/run installs it)");
+    }
+    found
+}
+
 #[cfg(feature = "dns")]
 pub mod bind;
 #[cfg(feature = "dns")]
