@@ -165,19 +165,22 @@ enum ConfigCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let path = serve::config_path(cli.config.clone());
+    // Read at most once, and only by the commands that need it.
+    let loaded = std::cell::OnceCell::new();
+    let config = || loaded.get_or_init(|| read_config(cli.config.as_deref())).as_ref();
     match cli.command {
         Command::Serve => serve::run(&path),
         Command::Check(args) => check_command(&args, cli.config.as_deref()),
         Command::Query { domain, map, admin } => {
-            let socket = admin_socket(admin, cli.config.as_deref());
-            let map = match map.map_or_else(|| only_zone(cli.config.as_deref()), Ok) {
+            let socket = admin_socket(admin, config);
+            let map = match map.map_or_else(|| only_zone(config()), Ok) {
                 Ok(m) => m,
                 Err(e) => return fail(2, &e),
             };
             print_answer(admin::request(&socket, &format!("query {map} {domain}"), None))
         }
         Command::Cache { command, admin } => {
-            let socket = admin_socket(admin, cli.config.as_deref());
+            let socket = admin_socket(admin, config);
             let map_arg = |map: Option<String>| map.map(|m| format!(" {m}")).unwrap_or_default();
             match command {
                 CacheCommand::List { zones } => {
@@ -193,7 +196,7 @@ fn main() -> ExitCode {
                     print_answer(admin::request(&socket, &format!("cache export{}", map_arg(map)), None))
                 }
                 CacheCommand::Import { map } => {
-                    let map = match map.map_or_else(|| only_zone(cli.config.as_deref()), Ok) {
+                    let map = match map.map_or_else(|| only_zone(config()), Ok) {
                         Ok(m) => m,
                         Err(e) => return fail(2, &e),
                     };
@@ -206,7 +209,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Report { command, admin } => {
-            let socket = admin_socket(admin, cli.config.as_deref());
+            let socket = admin_socket(admin, config);
             let line = match command {
                 ReportCommand::List => "report list",
                 ReportCommand::SendNow => "report send-now",
@@ -263,13 +266,13 @@ fn read_config(path: Option<&Path>) -> Option<config::Config> {
     config::Source::read(&path).ok().and_then(|s| s.parse().ok())
 }
 
-fn admin_socket(given: Option<PathBuf>, config: Option<&Path>) -> PathBuf {
-    given.unwrap_or_else(|| admin::socket_of(read_config(config).as_ref()))
+fn admin_socket<'a>(given: Option<PathBuf>, config: impl FnOnce() -> Option<&'a config::Config>) -> PathBuf {
+    given.unwrap_or_else(|| admin::socket_of(config()))
 }
 
 /// The one zone of the configuration, for commands that need a map name.
-fn only_zone(config: Option<&Path>) -> Result<String, String> {
-    let Some(config) = read_config(config) else {
+fn only_zone(config: Option<&config::Config>) -> Result<String, String> {
+    let Some(config) = config else {
         return Err("give the map name with --map (no readable configuration to take it from)".into());
     };
     let mut names = config.zones.keys();
